@@ -1,0 +1,34 @@
+"""Model mechanics: the only package that touches transformers internals.
+
+Pipelines load a model, render prompts, generate and capture hidden states
+through these functions, never through transformers directly.
+"""
+
+from .capture import capture_hidden_states
+from .generation import GenerationSettings, generate_texts, generate_with_counts
+from .loading import (
+    EMBEDDED_MODEL_ID,
+    LanguageModel,
+    ModelNotFoundError,
+    ModelSpec,
+    load_language_model,
+    model_slug,
+)
+from .prompts import answer_messages, chat_prompt, continuation_prompt, question_messages
+
+__all__ = [
+    "EMBEDDED_MODEL_ID",
+    "GenerationSettings",
+    "LanguageModel",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "answer_messages",
+    "capture_hidden_states",
+    "chat_prompt",
+    "continuation_prompt",
+    "generate_texts",
+    "generate_with_counts",
+    "load_language_model",
+    "model_slug",
+    "question_messages",
+]

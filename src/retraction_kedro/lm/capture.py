@@ -1,0 +1,94 @@
+"""Batched capture of the residual stream at one prompt position per example."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+
+from .architecture import decoder_layers, decoder_stack, layer_hidden
+from .batching import BatchJournal, fingerprint, plan_batches, progress
+from .generation import encode_batch, tokenize_lengths
+from .loading import LanguageModel
+
+logger = logging.getLogger(__name__)
+
+
+class _EnoughLayers(Exception):
+    """Raised by the last hook needed: the layers above it are never computed."""
+
+
+def _layer_indices(lm: LanguageModel, layers: Sequence[int] | None) -> list[int]:
+    count = len(decoder_layers(lm.model))
+    if layers is None:
+        return list(range(count))
+    chosen = sorted({int(layer) for layer in layers})
+    bad = [layer for layer in chosen if not 0 <= layer < count]
+    if bad:
+        raise ValueError(f"Layer(s) {bad} out of range: the model has {count} decoder layers (0..{count - 1})")
+    return chosen
+
+
+def capture_hidden_states(
+    lm: LanguageModel,
+    prompts: Sequence[str],
+    layers: Sequence[int] | None = None,
+    position: int = -1,
+    batch_size: int = 16,
+    resume_dir: str | None = None,
+    desc: str = "capture",
+    show_progress: bool = True,
+    out_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Hidden state after each chosen decoder layer at ``position`` (counted from the end).
+
+    Returns ``[examples, layers, hidden]`` on the CPU. Left padding puts position
+    -1 on the last prompt token of every row, so one index serves the batch. Only
+    the chosen position of each chosen layer is kept, and the LM head never runs.
+    """
+    if position >= 0:
+        raise ValueError(f"position counts from the end of the prompt and must be negative, got {position}")
+    prompts = list(prompts)
+    chosen = _layer_indices(lm, layers)
+    if not prompts:
+        return torch.empty(0, len(chosen), lm.hidden_size, dtype=out_dtype)
+    lengths = tokenize_lengths(lm, prompts)
+    too_short = [i for i, n in enumerate(lengths) if n < -position]
+    if too_short:
+        raise ValueError(f"Prompt(s) {too_short[:5]} have fewer than {-position} tokens")
+    batches = plan_batches(lengths, batch_size)
+    journal = BatchJournal(resume_dir, "capture", fingerprint(lm.spec, prompts, chosen, position, str(out_dtype)))
+    done = journal.finished_tensors()
+    stack, modules = decoder_stack(lm.model), decoder_layers(lm.model)
+    result = torch.empty(len(prompts), len(chosen), lm.hidden_size, dtype=out_dtype)
+    captured: dict[int, torch.Tensor] = {}
+
+    def make_hook(layer: int):
+        def hook(module, args, output):
+            captured[layer] = layer_hidden(output)[:, position, :].detach().to("cpu", out_dtype)
+            if layer == chosen[-1]:
+                raise _EnoughLayers
+
+        return hook
+
+    handles = [modules[layer].register_forward_hook(make_hook(layer)) for layer in chosen]
+    try:
+        for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
+            if number not in done:
+                captured.clear()
+                inputs = encode_batch(lm, [prompts[i] for i in indices])
+                with torch.inference_mode():
+                    try:
+                        stack(**inputs, use_cache=False)
+                    except _EnoughLayers:
+                        pass
+                values = torch.stack([captured[layer] for layer in chosen], dim=1)
+                journal.record_tensor(number, values)
+                done[number] = values
+            result[indices] = done.pop(number)
+    finally:
+        for handle in handles:
+            handle.remove()
+    journal.close()
+    return result

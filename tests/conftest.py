@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny random-weight models built in code, and the embedded model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "Name a city in Germany. Berlin is a city in Germany.",
+    "Lyon is not in Germany, it is in France.\nWhich country is Lyon in? France.",
+    "The capital of Italy is Rome. Paris is the capital of France. Madrid, Spain.",
+    "Actually, that is wrong. No, I made a mistake: Lyon is a city in France.",
+]
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>"
+    )
+    fast.chat_template = CHATML
+    return fast
+
+
+def build_tiny_lm(architecture: str = "llama", layers: int = 3, seed: int = 0):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    from retraction_kedro.lm import LanguageModel, ModelSpec
+
+    tokenizer = build_tokenizer()
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=False,
+    )
+    config = {"llama": LlamaConfig, "qwen2": Qwen2Config}[architecture](**common)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():  # random init is tiny; widen it so hidden states and logits vary across inputs
+        for parameter in model.parameters():
+            if parameter.dim() == 2:  # linear and embedding weights; norms stay at 1
+                parameter.normal_(0, 0.2)
+    model.eval()
+    return LanguageModel(model=model, tokenizer=tokenizer, spec=ModelSpec(name=f"tiny-random-{architecture}"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    return build_tiny_lm("llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen():
+    return build_tiny_lm("qwen2")
+
+
+@pytest.fixture(scope="session")
+def embedded_lm():
+    """The real default model, cached under the project's data/06_models (shared with `kedro run`)."""
+    from retraction_kedro.lm import ModelSpec, load_language_model
+
+    return load_language_model(ModelSpec(cache_dir=str(PROJECT_ROOT / "data" / "06_models")))
