@@ -91,3 +91,38 @@ def embedded_lm():
     from retraction_kedro.lm import ModelSpec, load_language_model
 
     return load_language_model(ModelSpec(cache_dir=str(PROJECT_ROOT / "data" / "06_models")))
+
+
+@pytest.fixture
+def kedro_project(tmp_path, monkeypatch):
+    """A scratch copy of the project's configuration: runs write data and MLflow records under tmp_path.
+
+    The embedded model cache is the project's own (no second dequantization).
+    """
+    import shutil
+
+    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp_path / "conf" / "local").mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_pipeline(project: Path, pipeline: str, params: dict | None = None, env: str | None = None, **run_args):
+    """Run a registered pipeline in ``project`` the way `kedro run` does (hooks, MLflow included)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    model_cache = {"model": {"cache_dir": str(PROJECT_ROOT / "data" / "06_models")}}
+    runtime_params = _merge(model_cache, params or {})
+    with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
+        session.run(pipeline_names=[pipeline], **run_args)
+        return session
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged

@@ -1,12 +1,25 @@
-"""Project pipelines: every package under ``pipelines/`` that defines ``create_pipeline``."""
+"""Project pipelines.
+
+``__default__`` runs the whole study on the embedded world, offline. Pipelines
+ending in ``_paper`` run the same templates on the paper's data (data/01_raw/paper).
+"""
 
 from __future__ import annotations
 
-from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
+
+from retraction_kedro.pipelines import activations, data_construction, evaluation
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    pipelines = {
+        "data_construction": data_construction.create_pipeline(),
+        "data_construction_paper": data_construction.create_paper_pipeline(),
+        "activations": activations.create_pipeline(),
+        "activations_paper": activations.create_paper_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
+        "evaluation_paper": evaluation.create_paper_pipeline(),
+    }
+    default = ("data_construction", "activations", "evaluation")
+    pipelines["__default__"] = sum((pipelines[name] for name in default), Pipeline([]))
     return pipelines

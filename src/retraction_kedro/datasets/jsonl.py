@@ -85,7 +85,7 @@ class JSONLDataset(AbstractVersionedDataset[pl.DataFrame, pl.DataFrame]):
         if isinstance(data, list):
             data = rows_to_frame(data)
         missing = [field for field in self._required if field not in data.columns]
-        if missing:
+        if missing and data.height:
             raise DatasetError(f"Refusing to save {self._filepath}: missing required column(s) {missing}")
         if data.height == 0 and not self._allow_empty:
             raise DatasetError(f"Refusing to save an empty table to {self._filepath}")

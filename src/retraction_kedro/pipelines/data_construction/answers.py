@@ -1,0 +1,77 @@
+"""Rule-based extraction of the first answer in a free response, and idk/invalid tagging.
+
+Rules, in order:
+1. Only the first non-empty line counts; markdown emphasis, quotes and list markers are stripped.
+2. A response that declines (\"I don't know\", \"I'm not sure\", \"unable to\", \"sorry\", ...) is ``idk``.
+3. A leading courtesy (\"Sure!\", \"Certainly,\") and a leading place phrase (\"In Chad, ...\") are
+   dropped; a description followed by the name in apposition (\"The capital of Thailand, Bangkok, is\")
+   gives the name; a lead-in that names the kind of answer before giving it (\"One city in Kenya is
+   Nairobi\") is reduced to what follows its verb. A response opening with \"Here\"/\"There\" is ``invalid``.
+4. The answer ends at the first sentence or clause boundary (\". \", \",\", \";\", \":\", \"(\", \" - \")
+   or the first verb or relative word that starts a description (\" is \", \" was \", \" uses \", \" who \", ...).
+5. The result is ``invalid`` when empty, outside [min_words, max_words] words, without letters, or
+   not written as a name: every word must start with a capital letter or digit, except particles
+   that names contain (of, and, de, la, von, bin, ...).
+"""
+
+from __future__ import annotations
+
+import re
+
+STATUS_OK, STATUS_IDK, STATUS_INVALID = "ok", "idk", "invalid"
+
+_DECLINE = re.compile(
+    r"\b(i\s+(?:do\s+not|don't|cannot|can't|am\s+not\s+(?:sure|able|aware)|am\s+unable|have\s+no)|"
+    r"i'm\s+(?:not\s+sure|unable|sorry|not\s+aware)|not\s+sure|no\s+(?:information|record|data)|"
+    r"unable\s+to|sorry|as\s+an\s+ai|there\s+(?:is|are)\s+no)\b",
+    re.IGNORECASE,
+)
+_COURTESY = re.compile(r"^(?:sure|certainly|of\s+course|yes|okay|ok|absolutely)\b[!,.:]*\s*", re.IGNORECASE)
+_LEAD_IN = re.compile(
+    r"^(?:one|an?|the|some|another)\s+(?:\w+\s+){0,8}?(?:is|are|would\s+be|could\s+be|was)\s+(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+_BOUNDARY = re.compile(
+    r"(?:(?<!(?-i:[A-Z][a-z]))\.\s|\.$|,|;|:|\(|\s[-–—]\s|!|\?|\s(?:is|was|are|were|uses|use|has|had|would|could|can|who|which|that|"
+    r"located|born|known)\b)",
+    re.IGNORECASE,
+)
+_PLACE_PHRASE = re.compile(r"^in\s+[^,]{1,60},\s*", re.IGNORECASE)
+_APPOSITION = re.compile(r"^(?:the|an?)\s+[^,]{1,60},\s*(?P<name>[^,]{1,60}),", re.IGNORECASE)
+_POINTER = re.compile(r"^(?:here|there)\b", re.IGNORECASE)
+_PARTICLES = {
+    "of", "and", "de", "del", "della", "di", "da", "do", "dos", "das", "du", "des", "la", "le", "les", "el",
+    "al", "von", "van", "der", "den", "bin", "bint", "ibn", "y", "e", "upon", "on", "the", "am", "an", "im",
+}  # fmt: skip
+_DECORATION = re.compile(r"^[\s\"'“”‘’*#>`_-]*(?:\d+[.)]\s*)?|[\s\"'“”‘’*`_]+$")
+
+
+def first_line(response: str) -> str:
+    for line in response.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def extract_answer(response: str, min_words: int = 1, max_words: int = 6) -> tuple[str | None, str]:
+    """(answer name or None, status) for one free response."""
+    line = _DECORATION.sub("", first_line(response)).replace("**", "")
+    if _DECLINE.search(line):
+        return None, STATUS_IDK
+    line = _PLACE_PHRASE.sub("", _COURTESY.sub("", line))
+    if _POINTER.match(line):
+        return None, STATUS_INVALID
+    apposition = _APPOSITION.match(line)
+    lead_in = _LEAD_IN.match(line)
+    if apposition:
+        line = apposition.group("name")
+    elif lead_in:
+        line = lead_in.group("rest")
+    cut = _BOUNDARY.search(line)
+    name = _DECORATION.sub("", line[: cut.start()] if cut else line).strip()
+    words = name.split()
+    if not name or not re.search(r"[^\W\d_]", name) or not min_words <= len(words) <= max_words:
+        return None, STATUS_INVALID
+    if not all(w[0].isupper() or w[0].isdigit() or w.lower() in _PARTICLES for w in words):
+        return None, STATUS_INVALID
+    return name, STATUS_OK
