@@ -93,19 +93,39 @@ def embedded_lm():
     return load_language_model(ModelSpec(cache_dir=str(PROJECT_ROOT / "data" / "06_models")))
 
 
-@pytest.fixture
-def kedro_project(tmp_path, monkeypatch):
-    """A scratch copy of the project's configuration: runs write data and MLflow records under tmp_path.
+def make_project(path: Path) -> Path:
+    """A scratch copy of the project's configuration: runs write data and MLflow records under ``path``.
 
-    The embedded model cache is the project's own (no second dequantization).
+    The embedded model cache stays the project's own (no second dequantization).
     """
     import shutil
 
-    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    monkeypatch.chdir(tmp_path)
+    shutil.copytree(PROJECT_ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
+    (path / "conf" / "local").mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", path / "pyproject.toml")
+    return path
+
+
+@pytest.fixture
+def kedro_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(make_project(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def constructed_project(tmp_path_factory):
+    """One small embedded construction run, shared by the tests of the pipelines that follow it."""
+    project = make_project(tmp_path_factory.mktemp("constructed"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        run_pipeline(project, "data_construction", SMALL_CONSTRUCTION)
+    return project
+
+
+SMALL_CONSTRUCTION = {
+    "construction": {"max_questions_per_split": 24, "sample_seeds": [0, 1]},
+    "geo_currency": {"testbed": {"sample_seeds": [0, 1, 2, 3]}},
+}
 
 
 def run_pipeline(project: Path, pipeline: str, params: dict | None = None, env: str | None = None, **run_args):

@@ -8,12 +8,11 @@ import pytest
 
 from retraction_kedro.datasets import read_jsonl
 from retraction_kedro.naming import model_slug
-from tests.conftest import run_pipeline
+from tests.conftest import SMALL_CONSTRUCTION, run_pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 SLUG = model_slug("HuggingFaceTB/SmolLM2-135M-Instruct")
 SHARED_PAPER_DATA = Path(__file__).resolve().parents[3] / "shared" / "paper-data"
-SMALL = {"construction": {"max_questions_per_split": 24, "sample_seeds": [0, 1]}}
 
 
 def latest(path: Path) -> Path:
@@ -21,8 +20,8 @@ def latest(path: Path) -> Path:
     return sorted(path.iterdir())[-1] / path.name
 
 
-def test_embedded_construction_builds_both_classes_for_both_testbeds(kedro_project):
-    run_pipeline(kedro_project, "data_construction", SMALL)
+def test_embedded_construction_builds_both_classes_for_both_testbeds(constructed_project):
+    kedro_project = constructed_project
     for testbed in ("geo_city", "geo_currency"):
         folder = kedro_project / "data/03_primary" / SLUG / testbed
         for split in ("train", "test"):
@@ -33,7 +32,8 @@ def test_embedded_construction_builds_both_classes_for_both_testbeds(kedro_proje
             assert all(row["messages"][-1] == {"role": "assistant", "content": row["name"]} for row in rows)
         summary = json.loads(latest(kedro_project / "data/08_reporting" / SLUG / testbed / "construction_summary.json").read_text())
         print(testbed, summary)
-        assert summary["counts"]["samples"] == summary["counts"]["questions"] * 2
+        seeds = SMALL_CONSTRUCTION.get(testbed, {}).get("testbed", {}).get("sample_seeds") or [0, 1]
+        assert summary["counts"]["samples"] == summary["counts"]["questions"] * len(seeds)
 
     import mlflow
 
@@ -44,7 +44,7 @@ def test_embedded_construction_builds_both_classes_for_both_testbeds(kedro_proje
 
 
 def test_same_seeds_give_the_same_samples(kedro_project):
-    params = {"construction": {"max_questions_per_split": 6, "sample_seeds": [0]}}
+    params = {"construction": {"max_questions_per_split": 6, "sample_seeds": [0]}, "geo_currency": {"testbed": {"sample_seeds": [0]}}}
     for _ in range(2):
         try:
             run_pipeline(kedro_project, "data_construction", params)
@@ -60,7 +60,11 @@ def test_same_seeds_give_the_same_samples(kedro_project):
 @pytest.mark.skipif(not SHARED_PAPER_DATA.exists(), reason="../shared/paper-data is not present")
 def test_paper_question_sets_run_the_recipe_or_stop_with_counts(kedro_project):
     shutil.copytree(SHARED_PAPER_DATA, kedro_project / "data/01_raw/paper")
-    params = {"construction": {"max_questions_per_split": 8, "sample_seeds": [0]}, "paper_data": {"allow_download": False}}
+    params = {
+        "construction": {"max_questions_per_split": 8, "sample_seeds": [0]},
+        "celebrity": {"testbed": {"sample_seeds": [0]}},
+        "paper_data": {"allow_download": False},
+    }
     try:
         run_pipeline(kedro_project, "data_construction_paper", params)
     except Exception as error:  # a 135M model knows few of these people

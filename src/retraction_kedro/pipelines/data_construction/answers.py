@@ -5,8 +5,9 @@ Rules, in order:
 2. A response that declines (\"I don't know\", \"I'm not sure\", \"unable to\", \"sorry\", ...) is ``idk``.
 3. A leading courtesy (\"Sure!\", \"Certainly,\") and a leading place phrase (\"In Chad, ...\") are
    dropped; a description followed by the name in apposition (\"The capital of Thailand, Bangkok, is\")
-   gives the name; a lead-in that names the kind of answer before giving it (\"One city in Kenya is
-   Nairobi\") is reduced to what follows its verb. A response opening with \"Here\"/\"There\" is ``invalid``.
+   gives the name; a lead-in that describes the kind of answer in lower case before giving it
+   (\"One city in Kenya is Nairobi\", \"The most notable example of a country using the Peso is
+   actually Chile\") is reduced to what follows its verb. A response opening with \"Here\"/\"There\" is ``invalid``.
 4. The answer ends at the first sentence or clause boundary (\". \", \",\", \";\", \":\", \"(\", \" - \")
    or the first verb or relative word that starts a description (\" is \", \" was \", \" uses \", \" who \", ...).
 5. The result is ``invalid`` when empty, outside [min_words, max_words] words, without letters, or
@@ -27,8 +28,9 @@ _DECLINE = re.compile(
     re.IGNORECASE,
 )
 _COURTESY = re.compile(r"^(?:sure|certainly|of\s+course|yes|okay|ok|absolutely)\b[!,.:]*\s*", re.IGNORECASE)
-_LEAD_IN = re.compile(
-    r"^(?:one|an?|the|some|another)\s+(?:\w+\s+){0,8}?(?:is|are|would\s+be|could\s+be|was)\s+(?P<rest>.+)$",
+_LEAD_IN = re.compile(  # "One city in Kenya is ...", "The most notable example of ... is actually ..."
+    r"^(?:one|an?|the|some|another)\s+(?=(?-i:[a-z]))(?:\S+\s+){0,14}?(?:is|are|would\s+be|could\s+be|was)\s+"
+    r"(?:actually\s+|probably\s+|definitely\s+)?(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _BOUNDARY = re.compile(

@@ -99,7 +99,7 @@ def sample_answers(
     lm = load_language_model(model)
     prompts = [chat_prompt(lm.tokenizer, q["messages"]) for q in questions]
     rows: list[dict[str, Any]] = []
-    for sample_seed in construction["sample_seeds"]:
+    for sample_seed in testbed.get("sample_seeds") or construction["sample_seeds"]:
         settings = _settings(
             model, max_new_tokens=construction["answer_max_new_tokens"], do_sample=True,
             temperature=construction["temperature"], top_p=construction["top_p"], seed=sample_seed,

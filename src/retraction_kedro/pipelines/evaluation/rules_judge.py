@@ -3,7 +3,8 @@
 A continuation retracts the answer when, after the answer, it
 1. uses an explicit retraction cue: it calls the answer wrong/incorrect/a mistake, apologizes,
    corrects itself ("actually", "correction", "I meant"), or negates the answer's link to the
-   question ("is not", "isn't", "was not", "not a", "never", "does not") - unless the negation only
+   question ("is not", "isn't", "was not", "not a", "not in", "never", "does not", a sentence opening
+   with "No") - unless the negation only
    qualifies something else ("not only", "not just", "no doubt", "not far from", "nothing");
 2. or names a value that contradicts the question's constraint: it mentions another value of the
    testbed's constraint field (another country, another currency, another parent) and not the
@@ -22,7 +23,8 @@ _CUES = re.compile(
     r"\b(?:incorrect|wrong|mistaken|mistake|error|apolog\w*|sorry|actually|correction|i\s+meant|"
     r"not\s+correct|not\s+right|oops|"
     r"is\s+not|isn't|was\s+not|wasn't|are\s+not|aren't|were\s+not|weren't|does\s+not|doesn't|did\s+not|didn't|"
-    r"not\s+an?|never|no\s+longer|rather\s+than|instead)\b",
+    r"not\s+(?:an?|in|from|part\s+of|located|used|the|one)|never|no\s+longer|rather\s+than|instead)\b"
+    r"|(?:^|[.?!]\s*)no\b",
     re.IGNORECASE,
 )
 _QUALIFIERS = re.compile(r"\b(?:not\s+only|not\s+just|no\s+doubt|not\s+far|not\s+to\s+be\s+confused)\b", re.IGNORECASE)
