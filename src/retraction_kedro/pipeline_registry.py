@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from retraction_kedro.pipelines import activations, data_construction, evaluation
+from retraction_kedro.pipelines import activations, data_construction, evaluation, probing
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -19,7 +19,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         "activations_paper": activations.create_paper_pipeline(),
         "evaluation": evaluation.create_pipeline(),
         "evaluation_paper": evaluation.create_paper_pipeline(),
+        "probing": probing.create_pipeline(),
+        "probing_paper": probing.create_paper_pipeline(),
     }
-    default = ("data_construction", "activations", "evaluation")
+    default = ("data_construction", "activations", "evaluation", "probing")
     pipelines["__default__"] = sum((pipelines[name] for name in default), Pipeline([]))
     return pipelines
