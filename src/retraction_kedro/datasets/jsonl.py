@@ -9,6 +9,7 @@ from typing import Any
 
 import fsspec
 import polars as pl
+from kedro_datasets._typing import TablePreview
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 
 
@@ -108,10 +109,13 @@ class JSONLDataset(AbstractVersionedDataset[pl.DataFrame, pl.DataFrame]):
             return False
         return self._fs.exists(path)
 
-    def preview(self, nrows: int = 20) -> dict[str, Any]:
-        """Rows for kedro-viz's table preview."""
+    def preview(self, nrows: int = 10) -> TablePreview:
+        """The first rows for kedro-viz's table preview (nested values shown as JSON)."""
         frame = self.load().head(nrows)
-        return {"columns": frame.columns, "data": [[str(v) for v in row] for row in frame.iter_rows()]}
+        cell = lambda v: v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v, ensure_ascii=False)  # noqa: E731
+        return TablePreview(
+            {"index": list(range(frame.height)), "columns": frame.columns, "data": [[cell(v) for v in row] for row in frame.iter_rows()]}
+        )
 
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(str(self._filepath))
