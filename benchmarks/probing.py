@@ -47,21 +47,42 @@ def load_activations(model: str):
     return {split: (hidden, torch.tensor(index["label"].to_list())) for split, (hidden, index) in data.items()}
 
 
+class SeededBatches(torch.utils.data.Sampler):
+    """One ``randperm`` per epoch from a seeded generator, cut into minibatches: the batched trainer's order.
+
+    (RandomSampler draws an extra permutation per epoch, so it cannot reproduce that order.)
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.generator = n, batch_size, torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator)
+        return iter([order[i : i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)])
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+
 def per_layer_loop(x, y, xv, yv, schedules, batch_size, seed):
-    """The paper's structure: one probe, one DataLoader and one optimiser per layer."""
+    """The paper's structure: one probe, one DataLoader and one optimiser per layer.
+
+    Same zero init and the same minibatch order as the batched trainer, so any accuracy
+    gap measures a difference in computation, not in luck.
+    """
     layers, hidden = x.shape[1:]
     mean, std = standardizer(x)
     weights = torch.zeros(layers, hidden)
     ordered = sorted(schedules, key=lambda s: s.from_layer)
     for layer in range(layers):
         schedule = [s for s in ordered if layer >= min(layers - 1, round(s.from_layer * layers))][-1]
-        torch.manual_seed(seed + layer)
         features = (x[:, layer] - mean[layer]) / std[layer]
         val = (xv[:, layer] - mean[layer]) / std[layer]
         probe = torch.nn.Linear(hidden, 1, bias=False)
-        torch.nn.init.normal_(probe.weight, std=0.01)
+        torch.nn.init.zeros_(probe.weight)
         optimizer = torch.optim.AdamW(probe.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(features, y.float()), batch_size=batch_size, shuffle=True)
+        dataset = torch.utils.data.TensorDataset(features, y.float())
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=SeededBatches(len(y), batch_size, seed))
         best = -1.0
         for _ in range(schedule.epochs):
             for batch_x, batch_y in loader:
@@ -94,6 +115,9 @@ def main() -> None:
     val, fit = sorted(order[:cut]), sorted(order[cut:])
     xt, yt = data["test"]
 
+    warm = [ProbeSchedule(s.from_layer, s.lr, s.weight_decay, 1) for s in schedules]  # allocator and thread-pool warm-up
+    train_probes(x[fit], y[fit], x[val], y[val], warm, probing["batch_size"], probing["seed"])
+    per_layer_loop(x[fit], y[fit], x[val], y[val], warm, probing["batch_size"], probing["seed"])
     start = time.perf_counter()
     batched = train_probes(x[fit], y[fit], x[val], y[val], schedules, probing["batch_size"], probing["seed"])
     batched_s = time.perf_counter() - start
