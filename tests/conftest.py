@@ -103,6 +103,7 @@ def make_project(path: Path) -> Path:
     shutil.copytree(PROJECT_ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
     (path / "conf" / "local").mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", path / "pyproject.toml")
+    (path / "src").mkdir()  # kedro's bootstrap wants a source folder; the package itself is installed
     return path
 
 
@@ -114,18 +115,16 @@ def kedro_project(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def constructed_project(tmp_path_factory):
-    """One small embedded construction run, shared by the tests of the pipelines that follow it."""
+    """One small embedded construction run (the geo_city testbed), shared by the pipelines that follow it."""
     project = make_project(tmp_path_factory.mktemp("constructed"))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
-        run_pipeline(project, "data_construction", SMALL_CONSTRUCTION)
+        run_pipeline(project, "data_construction", SMALL_CONSTRUCTION, node_names=["build_embedded_world"])
+        run_pipeline(project, "data_construction", SMALL_CONSTRUCTION, namespaces=["geo_city"])
     return project
 
 
-SMALL_CONSTRUCTION = {
-    "construction": {"max_questions_per_split": 24, "sample_seeds": [0, 1]},
-    "geo_currency": {"testbed": {"sample_seeds": [0, 1, 2, 3]}},
-}
+SMALL_CONSTRUCTION = {"construction": {"sample_seeds": [0, 1, 2], "answer_max_new_tokens": 16}}
 
 
 def run_pipeline(project: Path, pipeline: str, params: dict | None = None, env: str | None = None, **run_args):
@@ -136,9 +135,15 @@ def run_pipeline(project: Path, pipeline: str, params: dict | None = None, env: 
     bootstrap_project(project)
     model_cache = {"model": {"cache_dir": str(PROJECT_ROOT / "data" / "06_models")}}
     runtime_params = _merge(model_cache, params or {})
-    with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
-        session.run(pipeline_names=[pipeline], **run_args)
-        return session
+    import mlflow
+
+    try:
+        with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
+            session.run(pipeline_names=[pipeline], **run_args)
+            return session
+    finally:  # a failed run can stay active in this process; the next session would log into it
+        while mlflow.active_run():
+            mlflow.end_run()
 
 
 def _merge(base: dict, extra: dict) -> dict:

@@ -13,7 +13,7 @@ from tests.conftest import PROJECT_ROOT, run_pipeline
 from .test_data_construction_run import SLUG, latest
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
-TESTBEDS = ["geo_city", "geo_currency"]
+TESTBEDS = ["geo_city"]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def evaluated_project(constructed_project):
         patch.chdir(constructed_project)
         params = {"activations": {"max_new_tokens": 32}}
         run_pipeline(constructed_project, "activations", params, namespaces=TESTBEDS)
-        run_pipeline(constructed_project, "evaluation", params)
+        run_pipeline(constructed_project, "evaluation", params, namespaces=TESTBEDS)
     return constructed_project
 
 
