@@ -38,8 +38,12 @@ def test_embedded_construction_builds_both_classes(constructed_project):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
-    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
-    assert run.data.metrics["geo_city.construction.samples"] > 0
+    runs = mlflow.search_runs(
+        search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.construction.samples` > 0"
+    )
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.metrics["geo_city.construction.samples"] == summary["counts"]["samples"]
     assert run.data.params["construction.top_p"] == "0.95"
 
 
