@@ -13,6 +13,7 @@ from tests.conftest import PROJECT_ROOT, run_pipeline
 from .test_data_construction_run import SLUG, latest
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
+PROBE_KEYS = ("weight", "mean", "std", "layers")
 TESTBEDS = ["geo_city"]
 
 
@@ -21,8 +22,9 @@ def evaluated_project(constructed_project):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(constructed_project)
         params = {"activations": {"max_new_tokens": 32}}
-        run_pipeline(constructed_project, "activations", params, namespaces=TESTBEDS)
+        run_pipeline(constructed_project, "activations", params, namespaces=[*TESTBEDS, "geo_truthfulness"])
         run_pipeline(constructed_project, "evaluation", params, namespaces=TESTBEDS)
+        run_pipeline(constructed_project, "probing", namespaces=[*TESTBEDS, "geo_truthfulness"])
     return constructed_project
 
 
@@ -53,3 +55,48 @@ def test_retraction_metrics_reach_the_report_and_mlflow(evaluated_project):
         assert 0.0 <= report["retraction_recall"] <= 1.0
         assert logged[f"{testbed}.retraction_recall"] == pytest.approx(report["retraction_recall"])
         assert logged[f"{testbed}.judge_invalid"] == 0.0
+
+
+def test_probing_logs_per_layer_metrics_and_writes_its_artifacts(evaluated_project):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.probe.retraction_prediction_accuracy` >= 0")
+    assert len(runs) == 1
+    history = client.get_metric_history(runs[0].info.run_id, "geo_truthfulness.probe.accuracy")
+    assert sorted(m.step for m in history) == list(range(30))  # one point per layer: accuracy against layer
+    probes = load_file(latest(evaluated_project / "data/06_models" / SLUG / "geo_truthfulness" / "belief_probes.safetensors"))
+    assert set(PROBE_KEYS) <= set(probes) and probes["weight"].shape == (30, 576)
+    plot = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "probe_accuracy_by_layer.json").read_text())
+    assert len(plot["data"]) == 3
+
+
+def test_batched_probes_agree_with_scikit_learn_on_every_layer(evaluated_project):
+    """The two trainers on the embedded model's real truthfulness activations, same split and selection."""
+    import random
+
+    import yaml
+
+    from retraction_kedro.probes import ProbeSchedule, binary_scores, fit_sklearn_probes, predict, train_probes
+
+    folder = evaluated_project / "data/04_feature" / SLUG / "geo_truthfulness"
+    hidden = {s: load_file(latest(folder / f"hidden_{s}.safetensors"))["hidden"] for s in ("train", "test")}
+    labels = {s: torch.tensor([r["label"] for r in read_jsonl(str(latest(folder / f"index_{s}.jsonl")))]) for s in ("train", "test")}
+    probing = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_probing.yml").read_text())["probing"]
+    order = list(range(len(labels["train"])))
+    random.Random(probing["seed"]).shuffle(order)
+    cut = int(len(order) * probing["validation_fraction"])
+    val, fit = sorted(order[:cut]), sorted(order[cut:])
+    x, y, xv, yv = hidden["train"][fit], labels["train"][fit], hidden["train"][val], labels["train"][val]
+    batched = train_probes(x, y, xv, yv, [ProbeSchedule(**s) for s in probing["schedules"]], seed=probing["seed"])
+    sk = fit_sklearn_probes(x, y, probing["sklearn_c"], probing["seed"], xv, yv)
+    a = binary_scores(predict(batched, hidden["test"]) > 0.5, labels["test"])["accuracy"]
+    b = binary_scores(predict(sk, hidden["test"]) > 0.5, labels["test"])["accuracy"]
+    print(f"\n{'layer':>5}{'batched':>9}{'sklearn':>9}{'gap':>7}")
+    for layer, (u, v) in enumerate(zip(a.tolist(), b.tolist())):
+        print(f"{layer:>5}{u:>9.3f}{v:>9.3f}{u - v:>7.3f}")
+    gap = (a - b).abs()
+    print(f"max gap {gap.max():.3f}, mean gap {gap.mean():.3f}, layers within 3 points: {(gap <= 0.03).sum().item()}/{len(gap)}")
+    # Two estimators on ~900 examples, scored on ~560: the standard error of one accuracy is ~0.02.
+    assert gap.mean() <= 0.03 and gap.max() <= 0.06

@@ -172,6 +172,12 @@ def resolve_model_source(spec: ModelSpec) -> str:
 
 
 def _not_found_message(spec: ModelSpec, error: Exception) -> str:
+    if os.path.isdir(spec.name):
+        return (
+            f"Cannot load model {spec.name!r}: the directory exists but is not a loadable model "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); it needs config.json, "
+            "weights and tokenizer files as written by save_pretrained."
+        )
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     return (
         f"Cannot load model {spec.name!r}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}\n"

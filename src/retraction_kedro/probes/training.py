@@ -124,15 +124,46 @@ def predict(probes: dict[str, torch.Tensor], features: torch.Tensor) -> torch.Te
     return torch.sigmoid(torch.einsum("nlh,lh->nl", x, probes["weight"]))
 
 
-def fit_sklearn_probes(features: torch.Tensor, labels: torch.Tensor, c: float = 1.0, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The cross-check: scikit-learn logistic regression (no intercept) per layer, same standardization."""
+def fit_sklearn_probes(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    c: float | list[float] = 1.0,
+    seed: int = 0,
+    val_features: torch.Tensor | None = None,
+    val_labels: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The cross-check: scikit-learn logistic regression (no intercept) per layer, same standardization.
+
+    With several values of ``c`` (inverse regularization) and a validation split, each layer keeps
+    the ``c`` with the best validation balanced accuracy - the counterpart of the batched trainer's
+    epoch selection.
+    """
     from sklearn.linear_model import LogisticRegression
 
+    grid = [c] if isinstance(c, (int, float)) else list(c)
+    if len(grid) > 1 and val_features is None:
+        raise ValueError("choosing among several sklearn_c values needs a validation split")
     x = features.float()
     mean, std = standardizer(x)
     x = ((x - mean) / std).numpy()
+    xv = ((val_features.float() - mean) / std).numpy() if val_features is not None else None
     y = labels.numpy().astype(int)
-    weight = np.stack(
-        [LogisticRegression(C=c, fit_intercept=False, max_iter=2000, random_state=seed).fit(x[:, layer], y).coef_[0] for layer in range(x.shape[1])]
-    )
-    return {"weight": torch.from_numpy(weight).float(), "mean": mean, "std": std}
+    weights, chosen = [], []
+    for layer in range(x.shape[1]):
+        best = None
+        for value in grid:
+            coef = LogisticRegression(C=value, fit_intercept=False, max_iter=2000, random_state=seed).fit(x[:, layer], y).coef_[0]
+            score = 0.0
+            if xv is not None and len(grid) > 1:
+                logits = torch.from_numpy(xv[:, layer] @ coef).unsqueeze(0)
+                score = _balanced_accuracy(logits, val_labels).item()
+            if best is None or score > best[0]:
+                best = (score, coef, value)
+        weights.append(best[1])
+        chosen.append(best[2])
+    return {
+        "weight": torch.from_numpy(np.stack(weights)).float(),
+        "mean": mean,
+        "std": std,
+        "sklearn_c": torch.tensor(chosen, dtype=torch.float),
+    }

@@ -97,3 +97,21 @@ def test_sampling_and_verification_run_batched_on_a_tiny_model(tiny_lm, monkeypa
     assert verified.height == 3  # one distinct (question, name) per question
     assert set(verified.columns) >= {"verification_question", "verification_response", "confirmed", "kept"}
     assert verified["verification_question"].to_list()[0] == "Who is Bob Example's mother?"
+
+
+def test_llm_extractor_runs_batched_and_its_output_is_validated(tiny_lm, monkeypatch):
+    monkeypatch.setattr(nodes, "load_language_model", lambda params: tiny_lm)
+    construction = {**CONSTRUCTION, "sample_seeds": [0], "temperature": 0.7, "top_p": 0.95, "answer_max_new_tokens": 6,
+                    "val_fraction": 0.0, "extractor": "llm", "llm_extractor": {"model": None, "max_new_tokens": 4}}  # fmt: skip
+    samples = nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, {"batch_size": 2}, {"resume_dir": None, "show_progress": False})
+    assert samples.height == 3 and set(samples["status"].to_list()) <= {"ok", "idk", "invalid"}
+    with pytest.raises(ValueError, match="construction.extractor"):
+        nodes.sample_answers(TRAIN, TEST, {}, TESTBED, {**construction, "extractor": "regex"}, {"batch_size": 2}, {})
+
+
+def test_reading_an_extraction():
+    from retraction_kedro.pipelines.data_construction.answers import read_extraction
+
+    assert read_extraction("Nairobi", "One city in Kenya is Nairobi.") == ("Nairobi", "ok")
+    assert read_extraction("NONE", "Cities are nice.") == (None, "invalid")
+    assert read_extraction("Paris", "I don't know.") == (None, "idk")

@@ -8,7 +8,7 @@ from ...probes.test_training import planted
 
 PROBING = {
     "trainer": "batched", "seed": 0, "batch_size": 64, "standardize": True, "select_epoch_on": "validation",
-    "validation_fraction": 0.2, "sklearn_c": 1.0,
+    "validation_fraction": 0.2, "sklearn_c": [0.01, 1.0],
     "schedules": [{"from_layer": 0.0, "lr": 1e-3, "weight_decay": 1e-3, "epochs": 10}],
 }  # fmt: skip
 

@@ -77,3 +77,26 @@ def extract_answer(response: str, min_words: int = 1, max_words: int = 6) -> tup
     if not all(w[0].isupper() or w[0].isdigit() or w.lower() in _PARTICLES for w in words):
         return None, STATUS_INVALID
     return name, STATUS_OK
+
+
+EXTRACTOR_INSTRUCTIONS = (
+    "You read a question and a reply to it. Copy the first name that the reply gives as its answer, "
+    "exactly as written, and nothing else. If the reply gives no answer, write NONE."
+)
+
+
+def extractor_messages(question: str, response: str) -> list[dict[str, str]]:
+    """The optional LLM extractor's prompt (our own wording); its output goes through ``extract_answer``."""
+    return [
+        {"role": "system", "content": EXTRACTOR_INSTRUCTIONS},
+        {"role": "user", "content": f"Question: {question}\nReply: {first_line(response)}"},
+    ]
+
+
+def read_extraction(output: str, response: str, min_words: int = 1, max_words: int = 6) -> tuple[str | None, str]:
+    """Status of an LLM-extracted answer: declines still come from the response itself."""
+    if _DECLINE.search(first_line(response)):
+        return None, STATUS_IDK
+    if first_line(output).strip().upper().startswith("NONE"):
+        return None, STATUS_INVALID
+    return extract_answer(output, min_words, max_words)

@@ -23,7 +23,7 @@ from retraction_kedro.lm import (
 from retraction_kedro.sources.paper import fetch_paper_files
 from retraction_kedro.world import build_embedded_world, mentions_any, name_matches
 
-from .answers import STATUS_IDK, STATUS_INVALID, STATUS_OK, extract_answer
+from .answers import STATUS_IDK, STATUS_INVALID, STATUS_OK, extract_answer, extractor_messages, read_extraction
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,12 @@ def sample_answers(
             lm, prompts, settings, runtime.get("resume_dir"), f"sample answers (seed {sample_seed})",
             runtime.get("show_progress", True),
         )  # fmt: skip
-        for question, response in zip(questions, responses):
-            name, status = extract_answer(response, testbed["min_name_words"], testbed["max_name_words"])
+        extracted = _extract_with_llm(lm, questions, responses, construction, model, runtime)
+        for question, response, output in zip(questions, responses, extracted):
+            if output is None:
+                name, status = extract_answer(response, testbed["min_name_words"], testbed["max_name_words"])
+            else:
+                name, status = read_extraction(output, response, testbed["min_name_words"], testbed["max_name_words"])
             if name and constraint_values and name_matches(name, constraint_values):
                 name, status = None, STATUS_INVALID  # e.g. a country named where a city was asked for
             rows.append({
@@ -118,6 +122,23 @@ def sample_answers(
                 "result": bool(name) and name_matches(name, question["answers"]),
             })  # fmt: skip
     return pl.DataFrame(rows, schema_overrides={"name": pl.String}, infer_schema_length=None)
+
+
+def _extract_with_llm(lm, questions, responses, construction, model, runtime) -> list[str | None]:
+    """With ``construction.extractor: llm`` the subject model (or ``llm_extractor.model``) reads off the answer."""
+    extractor = construction.get("extractor", "rules")
+    if extractor == "rules":
+        return [None] * len(responses)
+    if extractor != "llm":
+        raise ValueError(f"construction.extractor must be 'rules' or 'llm', got {extractor!r}")
+    options = construction.get("llm_extractor") or {}
+    reader = load_language_model(options["model"]) if options.get("model") else lm
+    prompts = [chat_prompt(reader.tokenizer, extractor_messages(q["question"], r)) for q, r in zip(questions, responses)]
+    settings = _settings(model, max_new_tokens=options.get("max_new_tokens", 16))
+    outputs = generate_texts(reader, prompts, settings, runtime.get("resume_dir"), "extract answers", runtime.get("show_progress", True))
+    if reader is not lm:
+        load_language_model(model)  # the subject model is needed again for the next seed
+    return outputs
 
 
 def verify_answers(

@@ -52,7 +52,7 @@ def train_belief_probes(
         schedules = [ProbeSchedule(**s) for s in probing["schedules"]]
         probes = train_probes(x[fit], y[fit], xv, yv, schedules, probing["batch_size"], probing["seed"], probing["standardize"])
     elif probing["trainer"] == "sklearn":
-        probes = fit_sklearn_probes(x[fit], y[fit], probing["sklearn_c"], probing["seed"])
+        probes = fit_sklearn_probes(x[fit], y[fit], probing["sklearn_c"], probing["seed"], xv, yv)
     else:
         raise ValueError(f"probing.trainer must be 'batched' or 'sklearn', got {probing['trainer']!r}")
     probes["layers"] = hidden_train.get("layers", torch.arange(x.shape[1]))
