@@ -6,15 +6,12 @@ from collections import Counter
 
 import pytest
 
-from retraction_kedro.world import (
-    SYSTEM_PROMPT,
-    VERIFICATION,
-    VERIFIER_SYSTEM_PROMPT,
-    build_embedded_world,
-    mentions_any,
-    name_matches,
-    verification_question,
-)
+from retraction_kedro.world import SYSTEM_PROMPT, build_embedded_world, mentions_any, name_matches
+
+VERIFICATION = {
+    "geo_city": {"system": "Be terse.", "template": "Which country is {name} in?"},
+    "geo_currency": {"system": "Be terse.", "template": "Which currency does {name} use?"},
+}
 
 TABLES = (
     "geo_city_train",
@@ -30,7 +27,7 @@ TABLES = (
 
 @pytest.fixture(scope="module")
 def world():
-    return build_embedded_world()
+    return build_embedded_world(verification=VERIFICATION)
 
 
 def test_tables_present_and_non_empty(world):
@@ -90,19 +87,14 @@ def test_geo_currency_rows(world):
     assert name_matches("Australia", by_name["Dollar"]["answers"])
 
 
-def test_verification_spec_and_shots(world):
-    assert set(VERIFICATION) == {"geo_city", "geo_currency"}
+def test_verification_shots_use_the_given_templates(world):
     city = world["geo_city_train"][0]
-    spec = VERIFICATION["geo_city"]
-    expected = [city[spec["expected_field"]], *city[spec["alias_field"]]]
-    assert mentions_any(f"It is in {city['country']}.", expected, city[spec["distractor_field"]])
-    assert VERIFICATION["geo_currency"]["expected_field"] == "currency"
-    assert verification_question("geo_city", "Lyon") == "Which country is Lyon in?"
-    assert verification_question("geo_currency", "United States") == "Which currency does the United States use?"
+    expected = [city["country"], *city["country_aliases"]]
+    assert mentions_any(f"It is in {city['country']}.", expected, city["country_distractors"])
     for key in ("verification_shots_geo_city", "verification_shots_geo_currency"):
         shots = world[key]
         assert [m["role"] for m in shots] == ["system", "user", "assistant", "user", "assistant"]
-        assert shots[0]["content"] == VERIFIER_SYSTEM_PROMPT
+        assert shots[0]["content"] == "Be terse."
         assert all(m["content"] for m in shots)
     assert world["verification_shots_geo_city"][1]["content"].startswith("Which country is ")
     assert world["verification_shots_geo_currency"][1]["content"].startswith("Which currency does ")

@@ -27,9 +27,9 @@ population and alternate names, and its table of country-name variants).
   once with the true value (label 1) and once with a plausible wrong value
   (label 0), so labels are balanced per split and per tag; countries are split
   between train and test, so no question is shared.
-* ``verification_shots_geo_city`` / ``verification_shots_geo_currency`` --
-  few-shot conversations (system message + two example Q/A pairs) to prepend to
-  verification questions.
+* ``verification_shots_geo_city`` / ``verification_shots_geo_currency`` (when
+  ``verification`` templates are given) -- few-shot conversations (system message +
+  two well-known example Q/A pairs) to prepend to verification questions.
 
 Matching rules (implemented in :mod:`retraction_kedro.world.names`):
 
@@ -52,24 +52,18 @@ Matching rules (implemented in :mod:`retraction_kedro.world.names`):
 from .geo import (
     SYSTEM_PROMPT,
     TRUTHFULNESS_TAGS,
-    VERIFICATION,
-    VERIFIER_SYSTEM_PROMPT,
     build_embedded_world,
     country_phrase,
-    verification_question,
 )
 from .names import mentions_any, name_matches, normalize_name, strip_accents
 
 __all__ = [
     "SYSTEM_PROMPT",
     "TRUTHFULNESS_TAGS",
-    "VERIFICATION",
-    "VERIFIER_SYSTEM_PROMPT",
     "build_embedded_world",
     "country_phrase",
     "mentions_any",
     "name_matches",
     "normalize_name",
     "strip_accents",
-    "verification_question",
 ]

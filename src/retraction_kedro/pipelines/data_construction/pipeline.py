@@ -6,7 +6,14 @@ from kedro.pipeline import Node, Pipeline
 
 from retraction_kedro.testbeds import EMBEDDED_TESTBEDS, PAPER_TESTBEDS
 
-from .nodes import build_continuation_sets, build_world_tables, fetch_paper_data, sample_answers, verify_answers
+from .nodes import (
+    build_continuation_sets,
+    build_world_tables,
+    fetch_paper_data,
+    sample_answers,
+    verification_shots,
+    verify_answers,
+)
 
 SHARED_PARAMETERS = {"params:construction", "params:model", "params:runtime"}
 
@@ -24,7 +31,8 @@ def testbed_template() -> Pipeline:
             ),
             Node(
                 verify_answers,
-                ["answer_samples", *questions, "params:testbed", "params:construction", "params:model", "params:runtime"],
+                ["answer_samples", *questions, "verification_shots", "params:testbed", "params:construction", "params:model",
+                 "params:runtime"],  # fmt: skip
                 "verified_answers",
                 name="verify_answers",
             ),
@@ -53,12 +61,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_world_tables,
-                "params:world",
+                ["params:world", "params:geo_city.testbed", "params:geo_currency.testbed"],
                 [
                     "geo_city.free_questions_train", "geo_city.free_questions_test",
                     "geo_currency.free_questions_train", "geo_currency.free_questions_test",
                     "geo_truthfulness.questions_train", "geo_truthfulness.questions_test",
-                    "embedded_world_manifest",
+                    "geo_city.verification_shots", "geo_currency.verification_shots", "embedded_world_manifest",
                 ],  # fmt: skip
                 name="build_embedded_world",
             )
@@ -70,4 +78,12 @@ def create_pipeline(**kwargs) -> Pipeline:
 def create_paper_pipeline() -> Pipeline:
     """The paper's WIKIDATA and CELEBRITY question sets, fetched into data/01_raw/paper."""
     fetch = Pipeline([Node(fetch_paper_data, "params:paper_data", "paper_data_manifest", name="fetch_paper_data")])
-    return fetch + sum((for_testbed(t, "paper_data_manifest") for t in PAPER_TESTBEDS), Pipeline([]))
+    shots = Pipeline(
+        [Node(verification_shots, ["free_questions_train", "params:testbed", "params:construction"], "verification_shots",
+              name="verification_shots")]  # fmt: skip
+    )
+    return fetch + sum(
+        (Pipeline(shots, namespace=t, parameters={"params:construction": "params:construction"}) + for_testbed(t, "paper_data_manifest")
+         for t in PAPER_TESTBEDS),
+        Pipeline([]),
+    )  # fmt: skip

@@ -8,19 +8,13 @@ from typing import Any
 import polars as pl
 
 from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model
+from retraction_kedro.testbeds import constraint_values
 
 from .llm_judge import judge_messages, parse_judgement
 from .metrics import retraction_metrics
 from .rules_judge import first_line, rules_judge
 
 logger = logging.getLogger(__name__)
-
-
-def _values(row: dict[str, Any], field: str | None) -> list[str]:
-    if not field or row.get(field) is None:
-        return []
-    value = row[field]
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def judge_continuations(
@@ -34,12 +28,11 @@ def judge_continuations(
     """Add ``retracted`` (and the judge's raw output) to every continuation."""
     rows = responses.to_dicts()
     verification = testbed["verification"]
-    expected_field, alias_field = verification["expected_field"], verification.get("alias_field")
     questions = free_questions_train.to_dicts() + free_questions_test.to_dicts()
-    all_values = sorted({v for q in questions for v in _values(q, expected_field) + _values(q, alias_field)})
+    all_values = sorted({v for q in questions for v in constraint_values(q, verification)})
     judge = evaluation["judge"]
     rules = [
-        rules_judge(row["response"], expected := _values(row, expected_field) + _values(row, alias_field),
+        rules_judge(row["response"], expected := constraint_values(row, verification),
                     [v for v in all_values if v not in expected])
         for row in rows
     ]  # fmt: skip
