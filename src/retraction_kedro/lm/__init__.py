@@ -6,6 +6,7 @@ through these functions, never through transformers directly.
 
 from .capture import capture_hidden_states
 from .generation import GenerationSettings, generate_texts, generate_with_counts
+from .interventions import Intervention, Steering, ValuePatch
 from .loading import (
     EMBEDDED_MODEL_ID,
     LanguageModel,
@@ -28,6 +29,9 @@ __all__ = [
     "continuation_prompt",
     "generate_texts",
     "generate_with_counts",
+    "Intervention",
+    "Steering",
+    "ValuePatch",
     "load_language_model",
     "model_slug",
     "question_messages",

@@ -40,3 +40,12 @@ def layer_hidden(output: Any) -> torch.Tensor:
 def input_device(model: Any) -> torch.device:
     """Device of the input embeddings (the first shard under ``device_map='auto'``)."""
     return model.get_input_embeddings().weight.device
+
+
+def value_projection(layer: torch.nn.Module) -> torch.nn.Module:
+    """The attention value projection of a decoder layer (Llama, Qwen2, Gemma, Mistral, OLMo2: ``self_attn.v_proj``)."""
+    attention = getattr(layer, "self_attn", None) or getattr(layer, "attn", None)
+    projection = getattr(attention, "v_proj", None) if attention is not None else None
+    if projection is None:
+        raise TypeError(f"Cannot find the value projection of {type(layer).__name__} (looked for self_attn.v_proj)")
+    return projection

@@ -9,7 +9,8 @@ import torch
 
 from .architecture import decoder_layers, decoder_stack, layer_hidden
 from .batching import BatchJournal, fingerprint, plan_batches, progress
-from .generation import encode_batch, tokenize_lengths
+from .generation import attached, encode_batch, tokenize_lengths
+from .interventions import Intervention
 from .loading import LanguageModel
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def capture_hidden_states(
     desc: str = "capture",
     show_progress: bool = True,
     out_dtype: torch.dtype = torch.float32,
+    interventions: Sequence[Intervention] = (),
 ) -> torch.Tensor:
     """Hidden state after each chosen decoder layer at ``position`` (counted from the end).
 
@@ -58,7 +60,9 @@ def capture_hidden_states(
     if too_short:
         raise ValueError(f"Prompt(s) {too_short[:5]} have fewer than {-position} tokens")
     batches = plan_batches(lengths, batch_size)
-    journal = BatchJournal(resume_dir, "capture", fingerprint(lm.spec, prompts, chosen, position, str(out_dtype)))
+    journal = BatchJournal(
+        resume_dir, "capture", fingerprint(lm.spec, prompts, chosen, position, str(out_dtype), [i.key() for i in interventions])
+    )
     done = journal.finished_tensors()
     stack, modules = decoder_stack(lm.model), decoder_layers(lm.model)
     result = torch.empty(len(prompts), len(chosen), lm.hidden_size, dtype=out_dtype)
@@ -72,23 +76,25 @@ def capture_hidden_states(
 
         return hook
 
-    handles = [modules[layer].register_forward_hook(make_hook(layer)) for layer in chosen]
-    try:
-        for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
-            if number not in done:
-                captured.clear()
-                inputs = encode_batch(lm, [prompts[i] for i in indices])
-                with torch.inference_mode():
-                    try:
-                        stack(**inputs, use_cache=False)
-                    except _EnoughLayers:
-                        pass
-                values = torch.stack([captured[layer] for layer in chosen], dim=1)
-                journal.record_tensor(number, values)
-                done[number] = values
-            result[indices] = done.pop(number)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with attached(lm, interventions):  # attached first: capture hooks then see the intervened stream
+        handles = [modules[layer].register_forward_hook(make_hook(layer)) for layer in chosen]
+        try:
+            for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
+                if number not in done:
+                    for intervention in interventions:
+                        intervention.start_batch(indices)
+                    captured.clear()
+                    inputs = encode_batch(lm, [prompts[i] for i in indices])
+                    with torch.inference_mode():
+                        try:
+                            stack(**inputs, use_cache=False)
+                        except _EnoughLayers:
+                            pass
+                    done[number] = torch.stack([captured[layer] for layer in chosen], dim=1)
+                    journal.record_tensor(number, done[number])
+                result[indices] = done.pop(number)
+        finally:
+            for handle in handles:
+                handle.remove()
     journal.close()
     return result

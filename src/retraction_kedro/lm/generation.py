@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -13,6 +14,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .architecture import input_device
 from .batching import BatchJournal, fingerprint, plan_batches, progress
+from .interventions import Intervention
 from .loading import LanguageModel
 
 logger = logging.getLogger(__name__)
@@ -107,10 +109,10 @@ def generate_texts(
     resume_dir: str | None = None,
     desc: str = "generate",
     show_progress: bool = True,
-    work_key: Any = None,
+    interventions: Sequence[Intervention] = (),
 ) -> list[str]:
     """Continue every prompt; results come back in input order."""
-    return [text for text, _ in generate_with_counts(lm, prompts, settings, resume_dir, desc, show_progress, work_key)]
+    return [text for text, _ in generate_with_counts(lm, prompts, settings, resume_dir, desc, show_progress, interventions)]
 
 
 def generate_with_counts(
@@ -120,20 +122,20 @@ def generate_with_counts(
     resume_dir: str | None = None,
     desc: str = "generate",
     show_progress: bool = True,
-    work_key: Any = None,
+    interventions: Sequence[Intervention] = (),
 ) -> list[tuple[str, int]]:
     """(continuation, number of generated tokens) per prompt, in input order.
 
     Sampling is seeded per batch (``seed`` + batch number), so a resumed run draws
-    the same samples as an uninterrupted one. ``work_key`` distinguishes work that
-    shares prompts but not model state (e.g. a steering configuration) in the journal.
+    the same samples as an uninterrupted one. ``interventions`` (steering, patching)
+    are hooked in for this call only and are part of the resume journal's key.
     """
     prompts = list(prompts)
     if not prompts:
         return []
     batches = plan_batches(tokenize_lengths(lm, prompts), settings.batch_size)
     journal = BatchJournal(
-        resume_dir, "generate", fingerprint(lm.spec, asdict(settings), prompts, work_key)
+        resume_dir, "generate", fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions])
     )
     done = journal.finished_texts()
     criteria = StoppingCriteriaList()
@@ -146,30 +148,47 @@ def generate_with_counts(
         else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     )
     results: list[tuple[str, int] | None] = [None] * len(prompts)
-    for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
-        if number in done:
-            pairs = done[number]
-        else:
-            inputs = encode_batch(lm, [prompts[i] for i in indices])
-            with torch.random.fork_rng(devices=[] if lm.device.type != "cuda" else None):
-                torch.manual_seed(settings.seed * 1_000_003 + number)
-                with torch.inference_mode():
-                    output = lm.model.generate(
-                        **inputs,
-                        max_new_tokens=settings.max_new_tokens,
-                        min_new_tokens=settings.min_new_tokens or None,
-                        stopping_criteria=criteria,
-                        eos_token_id=eos,
-                        pad_token_id=lm.tokenizer.pad_token_id,
-                        **sampling,
-                    )
-            new_tokens = output[:, inputs["input_ids"].shape[1] :]
-            texts = lm.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            counts = _new_token_counts(new_tokens, eos, lm.tokenizer.pad_token_id)
-            pairs = [(_trim(text, settings.stop_at_newline), count) for text, count in zip(texts, counts)]
-            journal.record_texts(number, pairs)
-        for index, (text, count) in zip(indices, pairs):
-            results[index] = (text, count)
+    with attached(lm, interventions):
+        for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
+            if number in done:
+                pairs = done[number]
+            else:
+                pairs = _generate_batch(lm, [prompts[i] for i in indices], indices, number, settings, criteria, eos, sampling, interventions)
+                journal.record_texts(number, pairs)
+            for index, (text, count) in zip(indices, pairs):
+                results[index] = (text, count)
     journal.close()
     return results  # type: ignore[return-value]
 
+
+@contextmanager
+def attached(lm: LanguageModel, interventions: Sequence[Intervention]):
+    for intervention in interventions:
+        intervention.attach(lm.model)
+    try:
+        yield
+    finally:
+        for intervention in interventions:
+            intervention.detach()
+
+
+def _generate_batch(lm, batch_prompts, indices, number, settings, criteria, eos, sampling, interventions) -> list[tuple[str, int]]:
+    for intervention in interventions:
+        intervention.start_batch(indices)
+    inputs = encode_batch(lm, batch_prompts)
+    with torch.random.fork_rng(devices=[] if lm.device.type != "cuda" else None):
+        torch.manual_seed(settings.seed * 1_000_003 + number)
+        with torch.inference_mode():
+            output = lm.model.generate(
+                **inputs,
+                max_new_tokens=settings.max_new_tokens,
+                min_new_tokens=settings.min_new_tokens or None,
+                stopping_criteria=criteria,
+                eos_token_id=eos,
+                pad_token_id=lm.tokenizer.pad_token_id,
+                **sampling,
+            )
+    new_tokens = output[:, inputs["input_ids"].shape[1] :]
+    texts = lm.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    counts = _new_token_counts(new_tokens, eos, lm.tokenizer.pad_token_id)
+    return [(_trim(text, settings.stop_at_newline), count) for text, count in zip(texts, counts)]

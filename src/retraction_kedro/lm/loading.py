@@ -180,7 +180,7 @@ def _not_found_message(spec: ModelSpec, error: Exception) -> str:
         )
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     return (
-        f"Cannot load model {spec.name!r}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}\n"
+        f"Cannot load model {spec.name!r} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
         f"Provide it in one of these ways: (1) set model.name to a local directory holding config.json, "
         f"tokenizer files and weights; (2) download it once into the Hugging Face cache "
         f"(`huggingface-cli download {spec.name}`) so it loads offline; (3) run with network access"

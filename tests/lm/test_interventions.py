@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from retraction_kedro.lm import GenerationSettings, Steering, ValuePatch, capture_hidden_states, generate_texts
+
+from .test_generation import prompts_for
+
+GREEDY = GenerationSettings(max_new_tokens=8, stop_at_newline=False, batch_size=3)
+
+
+def directions(lm, seed=0):
+    return torch.randn(lm.num_layers, lm.hidden_size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_lm", "tiny_qwen"])
+def test_alpha_zero_reproduces_unsteered_greedy_outputs(fixture, request):
+    lm = request.getfixturevalue(fixture)
+    prompts = prompts_for(lm)
+    plain = generate_texts(lm, prompts, GREEDY, show_progress=False)
+    steered = generate_texts(lm, prompts, GREEDY, show_progress=False, interventions=[Steering(directions(lm), [0, 1], 0.0)])
+    assert steered == plain
+    pushed = generate_texts(lm, prompts, GREEDY, show_progress=False, interventions=[Steering(directions(lm), [0, 1], 8.0)])
+    assert pushed != plain
+    assert generate_texts(lm, prompts, GREEDY, show_progress=False) == plain  # hooks are gone afterwards
+
+
+def test_steering_changes_only_the_chosen_layer_and_position(tiny_lm):
+    prompts = prompts_for(tiny_lm)
+    v = directions(tiny_lm)
+    steer = [Steering(v, [1], 2.0)]
+    base_last = capture_hidden_states(tiny_lm, prompts, show_progress=False)
+    steered_last = capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=steer)
+    base_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False)
+    steered_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, interventions=steer)
+    assert torch.equal(steered_last[:, 0], base_last[:, 0])  # below the steered layer
+    assert torch.allclose(steered_last[:, 1] - base_last[:, 1], (2.0 * v[1]).expand(len(prompts), -1), atol=1e-5)
+    assert not torch.allclose(steered_last[:, 2], base_last[:, 2])  # the change propagates upwards
+    assert torch.equal(steered_prev, base_prev)  # earlier positions never see it
+
+
+def test_batched_steering_equals_per_example_steering(tiny_lm):
+    prompts = prompts_for(tiny_lm)
+    steer = [Steering(directions(tiny_lm), [0, 2], 3.0)]
+    batched = generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=steer)
+    single = [generate_texts(tiny_lm, [p], GREEDY, show_progress=False, interventions=steer)[0] for p in prompts]
+    assert batched == single
+
+
+def test_every_token_steering_also_acts_on_generated_tokens(tiny_lm):
+    prompts = prompts_for(tiny_lm)
+    v = directions(tiny_lm, seed=3)
+    prompt_only = generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[Steering(v, [1], 4.0)])
+    every = generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[Steering(v, [1], 4.0, every_token=True)])
+    assert every != prompt_only
+
+
+@pytest.mark.parametrize("fixture", ["tiny_lm", "tiny_qwen"])
+def test_patching_a_run_with_its_own_values_reproduces_it(fixture, request):
+    lm = request.getfixturevalue(fixture)
+    prompts = prompts_for(lm)
+    recorder = ValuePatch(range(lm.num_layers), "record")
+    plain = generate_texts(lm, prompts, GREEDY, show_progress=False, interventions=[recorder])
+    assert recorder.values[0].shape[0] == len(prompts)
+    patched = generate_texts(lm, prompts, GREEDY, show_progress=False, interventions=[ValuePatch(range(lm.num_layers), "patch", recorder.values)])
+    assert patched == plain
+
+
+def test_patching_steered_values_moves_the_unsteered_run(tiny_lm):
+    prompts = prompts_for(tiny_lm)
+    layers = list(range(tiny_lm.num_layers))
+    recorder = ValuePatch(layers, "record")
+    generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[Steering(directions(tiny_lm), [0], 6.0), recorder])
+    base = capture_hidden_states(tiny_lm, prompts, show_progress=False)
+    patched = capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=[ValuePatch(layers, "patch", recorder.values)])
+    # steering after layer 0 leaves layer 0's own values untouched, so only the layers above move
+    assert torch.allclose(patched[:, 0], base[:, 0], atol=1e-5)
+    assert not torch.allclose(patched[:, -1], base[:, -1])
+
+
+def test_bad_interventions_fail_clearly(tiny_lm):
+    with pytest.raises(ValueError, match="outside the 3 layers"):
+        Steering(directions(tiny_lm), [5], 1.0)
+    with pytest.raises(ValueError, match="needs recorded values"):
+        ValuePatch([0], "patch")
