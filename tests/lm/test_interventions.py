@@ -82,3 +82,42 @@ def test_bad_interventions_fail_clearly(tiny_lm):
         Steering(directions(tiny_lm), [5], 1.0)
     with pytest.raises(ValueError, match="needs recorded values"):
         ValuePatch([0], "patch")
+
+
+@pytest.mark.parametrize("fixture", ["tiny_lm", "tiny_qwen"])
+def test_attention_patch_with_its_own_weights_reproduces_the_run(fixture, request):
+    from retraction_kedro.lm import AttentionPatch
+
+    lm = request.getfixturevalue(fixture)
+    prompts = prompts_for(lm)
+    plain = generate_texts(lm, prompts, GREEDY, show_progress=False)
+    recorder = AttentionPatch(range(lm.num_layers), "record")
+    assert generate_texts(lm, prompts, GREEDY, show_progress=False, interventions=[recorder]) == plain  # eager == sdpa
+    assert lm.model.config._attn_implementation != "retraction_eager"  # restored afterwards
+    patched = generate_texts(lm, prompts, GREEDY, show_progress=False, interventions=[AttentionPatch(range(lm.num_layers), "patch", recorder.weights)])
+    assert patched == plain
+
+
+def test_attention_patch_from_a_steered_run_changes_the_unsteered_one(tiny_lm):
+    from retraction_kedro.lm import AttentionPatch, top_changed_heads
+
+    prompts = prompts_for(tiny_lm)
+    layers = list(range(tiny_lm.num_layers))
+    before, after = AttentionPatch(layers, "record"), AttentionPatch(layers, "record")
+    generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[before])
+    generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[Steering(directions(tiny_lm), [0], 8.0), after])
+    heads = top_changed_heads(before.weights, after.weights, k=3)
+    assert sum(len(h) for h in heads.values()) == 3 and 0 not in heads  # layer 0's queries precede the steering
+    base = capture_hidden_states(tiny_lm, prompts, batch_size=3, show_progress=False)  # the recording's batches
+    patched = capture_hidden_states(
+        tiny_lm, prompts, batch_size=3, show_progress=False, interventions=[AttentionPatch(layers, "patch", after.weights, heads=heads)]
+    )
+    assert not torch.allclose(patched[:, -1], base[:, -1])
+
+
+def test_steering_at_an_earlier_prompt_position(tiny_lm):
+    prompts = prompts_for(tiny_lm)
+    v = directions(tiny_lm)
+    base = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False)
+    steered = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, interventions=[Steering(v, [1], 2.0, position=-2)])
+    assert torch.allclose(steered[:, 1] - base[:, 1], (2.0 * v[1]).expand(len(prompts), -1), atol=1e-5)

@@ -6,7 +6,7 @@ through these functions, never through transformers directly.
 
 from .capture import capture_hidden_states
 from .generation import GenerationSettings, generate_texts, generate_with_counts
-from .interventions import Intervention, Steering, ValuePatch
+from .interventions import AttentionPatch, Intervention, Steering, ValuePatch, top_changed_heads
 from .loading import (
     EMBEDDED_MODEL_ID,
     LanguageModel,
@@ -29,10 +29,12 @@ __all__ = [
     "continuation_prompt",
     "generate_texts",
     "generate_with_counts",
+    "AttentionPatch",
     "Intervention",
     "Steering",
     "ValuePatch",
     "load_language_model",
     "model_slug",
     "question_messages",
+    "top_changed_heads",
 ]

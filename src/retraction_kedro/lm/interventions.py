@@ -8,6 +8,8 @@ at a time under the KV cache) are left alone unless ``every_token`` is set.
   decoder layers (the paper's belief steering: +alpha toward "correct", -alpha toward "wrong").
 - :class:`ValuePatch` records the attention value vectors (``v_proj`` outputs) of chosen layers
   at the last prompt token, and writes recorded vectors back in a later run.
+- :class:`AttentionPatch` does the same for the attention weights of one query position, through
+  an eager attention function registered with transformers' ``AttentionInterface``.
 
 Generation and capture call ``start_batch(rows)`` before each batch with the input indices of
 its rows, so per-row state (recorded values) survives the length-sorted batching.
@@ -50,10 +52,14 @@ class Intervention:
 
 
 class Steering(Intervention):
-    """Add ``alpha * directions[layer]`` after each layer in ``layers`` at the last prompt token."""
+    """Add ``alpha * directions[layer]`` after each layer in ``layers`` at prompt ``position``
+    (-1: the last prompt token; -2 with the fixed `` is`` suffix: the answer's last token)."""
 
-    def __init__(self, directions: torch.Tensor, layers: Sequence[int], alpha: float, every_token: bool = False):
+    def __init__(
+        self, directions: torch.Tensor, layers: Sequence[int], alpha: float, every_token: bool = False, position: int = -1
+    ):
         super().__init__()
+        self.position = position
         if directions.ndim != 2:
             raise ValueError(f"directions must be [layers, hidden], got {tuple(directions.shape)}")
         bad = [layer for layer in layers if not 0 <= layer < directions.shape[0]]
@@ -63,7 +69,7 @@ class Steering(Intervention):
 
     def key(self) -> Any:
         digest = float(self.directions[self.layers].double().sum()) if self.layers else 0.0
-        return ["steering", self.layers, self.alpha, self.every_token, digest]
+        return ["steering", self.layers, self.alpha, self.every_token, self.position, digest]
 
     def hooks(self, model: Any) -> list[tuple[torch.nn.Module, Any]]:
         modules = decoder_layers(model)
@@ -72,7 +78,9 @@ class Steering(Intervention):
     def _hook(self, layer: int):
         def hook(module, args, output):
             hidden = layer_hidden(output)
-            if hidden.shape[1] > 1 or self.every_token:
+            if hidden.shape[1] > 1:
+                hidden[:, self.position, :] += self.alpha * self.directions[layer].to(hidden.device, hidden.dtype)
+            elif self.every_token:
                 hidden[:, -1, :] += self.alpha * self.directions[layer].to(hidden.device, hidden.dtype)
             return output
 
@@ -80,13 +88,14 @@ class Steering(Intervention):
 
 
 class ValuePatch(Intervention):
-    """Record (``mode='record'``) or overwrite (``mode='patch'``) the value vectors at the last prompt token.
+    """Record (``mode='record'``) or overwrite (``mode='patch'``) the value vectors at prompt ``position``.
 
     ``values[layer]`` is ``[rows, kv_dim]`` in input order; a recording run fills it.
     """
 
-    def __init__(self, layers: Sequence[int], mode: str, values: dict[int, torch.Tensor] | None = None):
+    def __init__(self, layers: Sequence[int], mode: str, values: dict[int, torch.Tensor] | None = None, position: int = -1):
         super().__init__()
+        self.position = position
         if mode not in ("record", "patch"):
             raise ValueError(f"mode must be 'record' or 'patch', got {mode!r}")
         if mode == "patch" and not values:
@@ -95,7 +104,7 @@ class ValuePatch(Intervention):
 
     def key(self) -> Any:
         digest = [float(self.values[layer].double().sum()) for layer in self.layers] if self.mode == "patch" else None
-        return ["value_patch", self.mode, self.layers, digest]
+        return ["value_patch", self.mode, self.layers, self.position, digest]
 
     def hooks(self, model: Any) -> list[tuple[torch.nn.Module, Any]]:
         layers = decoder_layers(model)
@@ -107,14 +116,121 @@ class ValuePatch(Intervention):
                 return output
             rows = torch.tensor(self.rows)
             if self.mode == "record":
-                recorded = output[:, -1, :].detach().to("cpu", torch.float32)
+                recorded = output[:, self.position, :].detach().to("cpu", torch.float32)
                 store = self.values.setdefault(layer, torch.zeros(0, recorded.shape[1]))
                 if store.shape[0] <= int(rows.max()):
                     store = torch.cat([store, torch.zeros(int(rows.max()) + 1 - store.shape[0], store.shape[1])])
                 store[rows] = recorded
                 self.values[layer] = store
             else:
-                output[:, -1, :] = self.values[layer][rows].to(output.device, output.dtype)
+                output[:, self.position, :] = self.values[layer][rows].to(output.device, output.dtype)
             return output
 
         return hook
+
+
+ATTENTION_IMPLEMENTATION = "retraction_eager"
+_ACTIVE_ATTENTION_PATCHES: list["AttentionPatch"] = []
+
+
+def _eager_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Eager attention whose weights active :class:`AttentionPatch` objects may read or overwrite.
+
+    Registered through transformers' ``AttentionInterface`` (with the eager mask), so no model
+    class is copied or subclassed.
+    """
+    groups = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask[:, :, :, : key.shape[-2]]
+    weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    for patch in _ACTIVE_ATTENTION_PATCHES:
+        weights = patch.apply(module.layer_idx, weights)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(ATTENTION_IMPLEMENTATION, _eager_attention)
+    AttentionMaskInterface.register(ATTENTION_IMPLEMENTATION, eager_mask)
+
+
+class AttentionPatch(Intervention):
+    """Record or overwrite the attention weights of the query at ``position`` (prompt pass only).
+
+    ``weights[layer]`` holds one ``[heads, keys]`` tensor per input row; patching needs the same
+    prompts in the same batches (hence the same padded length). ``heads`` limits patching to some
+    heads per layer (e.g. the top-k by change, see :func:`top_changed_heads`).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[int],
+        mode: str,
+        weights: dict[int, dict[int, torch.Tensor]] | None = None,
+        position: int = -1,
+        heads: dict[int, list[int]] | None = None,
+    ):
+        super().__init__()
+        if mode not in ("record", "patch"):
+            raise ValueError(f"mode must be 'record' or 'patch', got {mode!r}")
+        if mode == "patch" and not weights:
+            raise ValueError("patching needs recorded attention weights")
+        self.layers, self.mode, self.position, self.heads = set(layers), mode, position, heads
+        self.weights: dict[int, dict[int, torch.Tensor]] = {k: dict(v) for k, v in (weights or {}).items()}
+        self._previous: str | None = None
+
+    def key(self) -> Any:
+        digest = None
+        if self.mode == "patch":
+            digest = [float(sum(t.double().sum() for t in self.weights[layer].values())) for layer in sorted(self.layers)]
+        return ["attention_patch", self.mode, sorted(self.layers), self.position, self.heads, digest]
+
+    def attach(self, model: Any) -> None:
+        _register_attention()
+        self._model, self._previous = model, model.config._attn_implementation
+        model.set_attn_implementation(ATTENTION_IMPLEMENTATION)
+        _ACTIVE_ATTENTION_PATCHES.append(self)
+
+    def detach(self) -> None:
+        if self in _ACTIVE_ATTENTION_PATCHES:
+            _ACTIVE_ATTENTION_PATCHES.remove(self)
+            self._model.set_attn_implementation(self._previous)
+
+    def apply(self, layer: int, weights: torch.Tensor) -> torch.Tensor:
+        if layer not in self.layers or weights.shape[2] == 1:  # decode steps keep their own attention
+            return weights
+        store = self.weights.setdefault(layer, {})
+        if self.mode == "record":
+            for slot, row in enumerate(self.rows):
+                store[row] = weights[slot, :, self.position, :].detach().to("cpu", torch.float32)
+            return weights
+        patched = weights.clone()
+        heads = self.heads.get(layer, []) if self.heads is not None else slice(None)
+        for slot, row in enumerate(self.rows):
+            recorded = store[row]
+            if recorded.shape[-1] != weights.shape[-1]:
+                raise ValueError(
+                    f"recorded attention of row {row} covers {recorded.shape[-1]} keys but this run has "
+                    f"{weights.shape[-1]}: patch the same prompts with the same batch size"
+                )
+            patched[slot, heads, self.position, :] = recorded[heads].to(weights.device, weights.dtype)
+        return patched
+
+
+def top_changed_heads(
+    before: dict[int, dict[int, torch.Tensor]], after: dict[int, dict[int, torch.Tensor]], k: int
+) -> dict[int, list[int]]:
+    """The ``k`` (layer, head) pairs whose attention weights changed most (mean L1 over rows)."""
+    scores = []
+    for layer in before:
+        change = torch.stack([(after[layer][row] - before[layer][row]).abs().sum(-1) for row in before[layer]]).mean(0)
+        scores += [(float(value), layer, head) for head, value in enumerate(change)]
+    chosen: dict[int, list[int]] = {}
+    for _, layer, head in sorted(scores, reverse=True)[:k]:
+        chosen.setdefault(layer, []).append(head)
+    return chosen
