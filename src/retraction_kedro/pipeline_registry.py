@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from retraction_kedro.pipelines import activations, data_construction, evaluation, probing
+from retraction_kedro.pipelines import activations, data_construction, evaluation, interventions, probing
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -21,7 +21,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation_paper": evaluation.create_paper_pipeline(),
         "probing": probing.create_pipeline(),
         "probing_paper": probing.create_paper_pipeline(),
+        "interventions": interventions.create_pipeline(),
+        "interventions_paper": interventions.create_paper_pipeline(),
     }
-    default = ("data_construction", "activations", "evaluation", "probing")
+    default = ("data_construction", "activations", "evaluation", "probing", "interventions")
     pipelines["__default__"] = sum((pipelines[name] for name in default), Pipeline([]))
     return pipelines
