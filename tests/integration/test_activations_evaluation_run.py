@@ -25,6 +25,8 @@ def evaluated_project(constructed_project):
         run_pipeline(constructed_project, "activations", params, namespaces=[*TESTBEDS, "geo_truthfulness"])
         run_pipeline(constructed_project, "evaluation", params, namespaces=TESTBEDS)
         run_pipeline(constructed_project, "probing", namespaces=[*TESTBEDS, "geo_truthfulness"])
+        small = {"interventions": {"max_new_tokens": 32, "steering": {"sweep_layers": [[8, 16]], "sweep_alphas": [2.0]}}}
+        run_pipeline(constructed_project, "interventions", small, namespaces=[*TESTBEDS, "geo_truthfulness"])
     return constructed_project
 
 
@@ -46,7 +48,8 @@ def test_retraction_metrics_reach_the_report_and_mlflow(evaluated_project):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", order_by=["attributes.start_time DESC"])
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.retraction_recall` >= 0")
+    assert len(runs) == 1
     logged = runs[0].data.metrics
     for testbed in TESTBEDS:
         report = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / testbed / "retraction.json").read_text())
@@ -100,3 +103,21 @@ def test_batched_probes_agree_with_scikit_learn_on_every_layer(evaluated_project
     print(f"max gap {gap.max():.3f}, mean gap {gap.mean():.3f}, layers within 3 points: {(gap <= 0.03).sum().item()}/{len(gap)}")
     # Two estimators on ~900 examples, scored on ~560: the standard error of one accuracy is ~0.02.
     assert gap.mean() <= 0.03 and gap.max() <= 0.06
+
+
+def test_interventions_log_each_configuration_beside_the_baseline(evaluated_project):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.steer_none.retraction_rate` >= 0")
+    assert len(runs) == 1
+    logged = runs[0].data.metrics
+    for name in ("steer_none", "steer_neg", "steer_pos", "patch_none", "patch_values_neg", "patch_attention_neg", "patch_attention_top8_pos"):
+        assert f"geo_city.{name}.retraction_recall" in logged
+    report = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering.json").read_text())
+    baseline = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "retraction.json").read_text())
+    print({name: round(report[name]["retraction_rate"], 3) for name in ("steer_none", "steer_neg", "steer_pos")})
+    # unsteered continuations under the interventions pipeline are the evaluation pipeline's own
+    assert report["steer_none"]["retraction_rate"] == pytest.approx(baseline["retraction_rate"])
+    sweep = read_jsonl(str(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering_sweep.jsonl")))
+    assert [row["alpha"] for row in sweep] == [0.0, -2.0, 2.0]
