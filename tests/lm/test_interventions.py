@@ -121,3 +121,11 @@ def test_steering_at_an_earlier_prompt_position(tiny_lm):
     base = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False)
     steered = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, interventions=[Steering(v, [1], 2.0, position=-2)])
     assert torch.allclose(steered[:, 1] - base[:, 1], (2.0 * v[1]).expand(len(prompts), -1), atol=1e-5)
+
+
+def test_ablation_removes_the_component_along_the_direction(tiny_lm):
+    prompts = prompts_for(tiny_lm)
+    v = directions(tiny_lm)
+    ablated = capture_hidden_states(tiny_lm, prompts, layers=[1], show_progress=False, interventions=[Steering(v, [1], 0.0, ablate=True)])
+    unit = v[1] / v[1].norm()
+    assert (ablated[:, 0] @ unit).abs().max() < 1e-3

@@ -53,13 +53,20 @@ class Intervention:
 
 class Steering(Intervention):
     """Add ``alpha * directions[layer]`` after each layer in ``layers`` at prompt ``position``
-    (-1: the last prompt token; -2 with the fixed `` is`` suffix: the answer's last token)."""
+    (-1: the last prompt token; -2 with the fixed `` is`` suffix: the answer's last token).
+    With ``ablate`` the component along the direction is removed instead (alpha is unused)."""
 
     def __init__(
-        self, directions: torch.Tensor, layers: Sequence[int], alpha: float, every_token: bool = False, position: int = -1
+        self,
+        directions: torch.Tensor,
+        layers: Sequence[int],
+        alpha: float,
+        every_token: bool = False,
+        position: int = -1,
+        ablate: bool = False,
     ):
         super().__init__()
-        self.position = position
+        self.position, self.ablate = position, ablate
         if directions.ndim != 2:
             raise ValueError(f"directions must be [layers, hidden], got {tuple(directions.shape)}")
         bad = [layer for layer in layers if not 0 <= layer < directions.shape[0]]
@@ -69,7 +76,7 @@ class Steering(Intervention):
 
     def key(self) -> Any:
         digest = float(self.directions[self.layers].double().sum()) if self.layers else 0.0
-        return ["steering", self.layers, self.alpha, self.every_token, self.position, digest]
+        return ["steering", self.layers, self.alpha, self.every_token, self.position, self.ablate, digest]
 
     def hooks(self, model: Any) -> list[tuple[torch.nn.Module, Any]]:
         modules = decoder_layers(model)
@@ -78,10 +85,14 @@ class Steering(Intervention):
     def _hook(self, layer: int):
         def hook(module, args, output):
             hidden = layer_hidden(output)
-            if hidden.shape[1] > 1:
-                hidden[:, self.position, :] += self.alpha * self.directions[layer].to(hidden.device, hidden.dtype)
-            elif self.every_token:
-                hidden[:, -1, :] += self.alpha * self.directions[layer].to(hidden.device, hidden.dtype)
+            position = self.position if hidden.shape[1] > 1 else (-1 if self.every_token else None)
+            if position is not None:
+                v = self.directions[layer].to(hidden.device, hidden.dtype)
+                if self.ablate:  # remove the component along the direction
+                    unit = v / v.norm().clamp(min=1e-12)
+                    hidden[:, position, :] -= (hidden[:, position, :] @ unit).unsqueeze(-1) * unit
+                else:
+                    hidden[:, position, :] += self.alpha * v
             return output
 
         return hook

@@ -10,7 +10,7 @@ EVALUATION = {"judge": "rules"}
 RUNTIME = {"resume_dir": None, "show_progress": False}
 SETTINGS = {
     "normalize_directions": True, "max_new_tokens": 6,
-    "steering": {"layers": [0, 1], "alpha": 2.0, "every_token": False, "sweep_layers": [[0, 1], [1, 2]], "sweep_alphas": [1.0]},
+    "steering": {"layers": [0, 1], "alpha": 2.0, "every_token": False, "ablate": True, "sweep_layers": [[0, 1], [1, 2]], "sweep_alphas": [1.0]},
     "patching": {"suffix": " is", "steer_position": -2, "value_position": -2, "attention_position": -1, "alpha": 2.0, "top_k_heads": 2},
 }  # fmt: skip
 
@@ -47,8 +47,8 @@ def test_steering_runs_three_configurations_and_the_sweep(directions):
     table, sweep, report, logged, figure = nodes.steer_continuations(
         continuations(), directions, QUESTIONS, QUESTIONS.head(0), TESTBED, EVALUATION, SETTINGS, {"batch_size": 2}, RUNTIME
     )
-    assert table["configuration"].unique().sort().to_list() == ["steer_neg", "steer_none", "steer_pos"]
-    assert table.height == 9 and "retracted" in table.columns
+    assert table["configuration"].unique().sort().to_list() == ["steer_ablate", "steer_neg", "steer_none", "steer_pos"]
+    assert table.height == 12 and "retracted" in table.columns
     assert sweep.height == 1 + 2 * 2  # baseline + bands x signed alphas
     assert {"steer_none", "steer_neg", "steer_pos"} <= set(report)
     assert "steer_neg.retraction_recall" in logged and logged["steer_neg.retraction_recall"]["step"] == 0

@@ -95,8 +95,8 @@ def steer_continuations(
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], dict[str, Any], go.Figure]:
     """No / negative / positive steering at the default band and alpha, then the sweep.
 
-    Returns the judged responses of the three main runs, the sweep table, the report,
-    MLflow metrics (``steer_none.*``, ``steer_neg.*``, ``steer_pos.*``) and a plot of
+    Returns the judged responses of the main runs, the sweep table, the report, MLflow
+    metrics (``steer_none.*``, ``steer_neg.*``, ``steer_pos.*``, ``steer_ablate.*``) and a plot of
     retraction rate against alpha per band.
     """
     steering = interventions["steering"]
@@ -104,8 +104,11 @@ def steer_continuations(
     v = directions["directions"]
     main_layers = _layers(steering["layers"], directions)
     tables, report = [], {}
-    for name, sign in (("steer_none", 0.0), ("steer_neg", -1.0), ("steer_pos", 1.0)):
-        chosen = [Steering(v, main_layers, sign * steering["alpha"], steering["every_token"])] if sign else []
+    configurations = [("steer_none", []), ("steer_neg", [Steering(v, main_layers, -steering["alpha"], steering["every_token"])]),
+                      ("steer_pos", [Steering(v, main_layers, steering["alpha"], steering["every_token"])])]  # fmt: skip
+    if steering.get("ablate"):
+        configurations.append(("steer_ablate", [Steering(v, main_layers, 0.0, steering["every_token"], ablate=True)]))
+    for name, chosen in configurations:
         table, metrics = runner.run(name, chosen)
         tables.append(table)
         report[name] = metrics
@@ -126,7 +129,7 @@ def steer_continuations(
         figure.add_trace(go.Scatter(x=[alphas[i] for i in order], y=[rates[i] for i in order], mode="lines+markers", name=f"layers {band}"))
     figure.update_layout(title="Retraction rate under belief steering (negative alpha: toward 'wrong')",
                          xaxis_title="alpha (signed)", yaxis_title="retraction rate", yaxis_range=[0, 1])  # fmt: skip
-    report["configuration"] = {"layers": steering["layers"], "alpha": steering["alpha"], "every_token": steering["every_token"]}
+    report["configuration"] = {key: steering.get(key) for key in ("layers", "alpha", "every_token", "ablate")}
     return pl.concat(tables, how="diagonal_relaxed"), sweep, report, _mlflow({k: v for k, v in report.items() if k != "configuration"}), figure
 
 
