@@ -129,3 +129,25 @@ def test_ablation_removes_the_component_along_the_direction(tiny_lm):
     ablated = capture_hidden_states(tiny_lm, prompts, layers=[1], show_progress=False, interventions=[Steering(v, [1], 0.0, ablate=True)])
     unit = v[1] / v[1].norm()
     assert (ablated[:, 0] @ unit).abs().max() < 1e-3
+
+
+def test_a_recording_run_never_takes_batches_from_the_resume_journal(tiny_lm, tmp_path, monkeypatch):
+    prompts = prompts_for(tiny_lm)
+    clean = ValuePatch([0], "record")
+    generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[clean])
+    real_generate, calls = tiny_lm.model.generate, []
+
+    def crash_on_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_lm.model, "generate", crash_on_second_batch)
+    with pytest.raises(RuntimeError):
+        generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[ValuePatch([0], "record")])
+    assert any(tmp_path.iterdir())  # the first batch is in the journal
+    monkeypatch.setattr(tiny_lm.model, "generate", real_generate)
+    again = ValuePatch([0], "record")
+    generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[again])
+    assert torch.equal(again.values[0], clean.values[0])  # every row recorded, none taken from the journal

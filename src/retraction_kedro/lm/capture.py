@@ -63,7 +63,7 @@ def capture_hidden_states(
     journal = BatchJournal(
         resume_dir, "capture", fingerprint(lm.spec, prompts, chosen, position, str(out_dtype), [i.key() for i in interventions])
     )
-    done = journal.finished_tensors()
+    done = {} if any(i.records for i in interventions) else journal.finished_tensors()
     stack, modules = decoder_stack(lm.model), decoder_layers(lm.model)
     result = torch.empty(len(prompts), len(chosen), lm.hidden_size, dtype=out_dtype)
     captured: dict[int, torch.Tensor] = {}

@@ -137,7 +137,7 @@ def generate_with_counts(
     journal = BatchJournal(
         resume_dir, "generate", fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions])
     )
-    done = journal.finished_texts()
+    done = {} if any(i.records for i in interventions) else journal.finished_texts()
     criteria = StoppingCriteriaList()
     if settings.stop_at_newline:
         criteria.append(StopAtNewline(_newline_token_ids(lm.tokenizer)))

@@ -26,7 +26,13 @@ from .architecture import decoder_layers, layer_hidden, value_projection
 
 
 class Intervention:
-    """Base class: hooks are attached for one generate/capture call and removed afterwards."""
+    """Base class: hooks are attached for one generate/capture call and removed afterwards.
+
+    ``records`` is true for interventions that collect state during the forward pass: the
+    batches of such a call must all run, so a resume journal cannot stand in for them.
+    """
+
+    records = False
 
     def __init__(self) -> None:
         self._handles: list[Any] = []
@@ -112,6 +118,7 @@ class ValuePatch(Intervention):
         if mode == "patch" and not values:
             raise ValueError("patching needs recorded values")
         self.layers, self.mode, self.values = sorted(set(layers)), mode, dict(values or {})
+        self.records = mode == "record"
 
     def key(self) -> Any:
         digest = [float(self.values[layer].double().sum()) for layer in self.layers] if self.mode == "patch" else None
@@ -192,6 +199,7 @@ class AttentionPatch(Intervention):
         if mode == "patch" and not weights:
             raise ValueError("patching needs recorded attention weights")
         self.layers, self.mode, self.position, self.heads = set(layers), mode, position, heads
+        self.records = mode == "record"
         self.weights: dict[int, dict[int, torch.Tensor]] = {k: dict(v) for k, v in (weights or {}).items()}
         self._previous: str | None = None
 
