@@ -75,6 +75,20 @@ def build_tiny_lm(architecture: str = "llama", layers: int = 3, seed: int = 0):
     return LanguageModel(model=model, tokenizer=tokenizer, spec=ModelSpec(name=f"tiny-random-{architecture}"))
 
 
+def crash_generate_on_call(monkeypatch, lm, call: int) -> list[int]:
+    """Make ``lm.model.generate`` raise on its ``call``-th call (a simulated crash); returns the call log."""
+    real_generate, calls = lm.model.generate, []
+
+    def generate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise RuntimeError("simulated crash")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(lm.model, "generate", generate)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def tiny_lm():
     return build_tiny_lm("llama")

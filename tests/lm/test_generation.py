@@ -3,6 +3,7 @@ import torch
 
 from retraction_kedro.lm import GenerationSettings, answer_messages, continuation_prompt, generate_texts
 from retraction_kedro.lm.generation import generate_with_counts
+from tests.conftest import crash_generate_on_call
 
 QUESTIONS = [
     ("Name a city in Germany.", "Lyon"),
@@ -59,19 +60,12 @@ def test_resume_skips_finished_batches(tiny_lm, tmp_path, monkeypatch):
     settings = GenerationSettings(max_new_tokens=5, batch_size=2)  # 3 batches
     expected = generate_texts(tiny_lm, prompts, settings, show_progress=False)
 
-    real_generate, calls = tiny_lm.model.generate, []
-
-    def crash_on_third_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("simulated crash")
-        return real_generate(*args, **kwargs)
-
-    monkeypatch.setattr(tiny_lm.model, "generate", crash_on_third_batch)
+    real_generate = tiny_lm.model.generate
+    crash_generate_on_call(monkeypatch, tiny_lm, 3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         generate_texts(tiny_lm, prompts, settings, resume_dir=tmp_path, show_progress=False)
-    calls.clear()
-    monkeypatch.setattr(tiny_lm.model, "generate", lambda *a, **k: (calls.append(1), real_generate(*a, **k))[1])
+    monkeypatch.setattr(tiny_lm.model, "generate", real_generate)
+    calls = crash_generate_on_call(monkeypatch, tiny_lm, 0)  # counts calls, never crashes
     resumed = generate_texts(tiny_lm, prompts, settings, resume_dir=tmp_path, show_progress=False)
     assert resumed == expected
     assert len(calls) == 1  # only the batch that crashed was redone

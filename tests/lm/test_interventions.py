@@ -3,6 +3,8 @@ import torch
 
 from retraction_kedro.lm import GenerationSettings, Steering, ValuePatch, capture_hidden_states, generate_texts
 
+from tests.conftest import crash_generate_on_call
+
 from .test_generation import prompts_for
 
 GREEDY = GenerationSettings(max_new_tokens=8, stop_at_newline=False, batch_size=3)
@@ -135,15 +137,8 @@ def test_a_recording_run_never_takes_batches_from_the_resume_journal(tiny_lm, tm
     prompts = prompts_for(tiny_lm)
     clean = ValuePatch([0], "record")
     generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[clean])
-    real_generate, calls = tiny_lm.model.generate, []
-
-    def crash_on_second_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("simulated crash")
-        return real_generate(*args, **kwargs)
-
-    monkeypatch.setattr(tiny_lm.model, "generate", crash_on_second_batch)
+    real_generate = tiny_lm.model.generate
+    crash_generate_on_call(monkeypatch, tiny_lm, 2)
     with pytest.raises(RuntimeError):
         generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[ValuePatch([0], "record")])
     assert any(tmp_path.iterdir())  # the first batch is in the journal

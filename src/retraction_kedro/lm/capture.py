@@ -9,8 +9,8 @@ import torch
 
 from .architecture import decoder_layers, decoder_stack, layer_hidden
 from .batching import BatchJournal, fingerprint, plan_batches, progress
-from .generation import attached, encode_batch, tokenize_lengths
-from .interventions import Intervention
+from .generation import encode_batch, tokenize_lengths
+from .interventions import Intervention, attached
 from .loading import LanguageModel
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -14,7 +13,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .architecture import input_device
 from .batching import BatchJournal, fingerprint, plan_batches, progress
-from .interventions import Intervention
+from .interventions import Intervention, attached
 from .loading import LanguageModel
 
 logger = logging.getLogger(__name__)
@@ -159,17 +158,6 @@ def generate_with_counts(
                 results[index] = (text, count)
     journal.close()
     return results  # type: ignore[return-value]
-
-
-@contextmanager
-def attached(lm: LanguageModel, interventions: Sequence[Intervention]):
-    for intervention in interventions:
-        intervention.attach(lm.model)
-    try:
-        yield
-    finally:
-        for intervention in interventions:
-            intervention.detach()
 
 
 def _generate_batch(lm, batch_prompts, indices, number, settings, criteria, eos, sampling, interventions) -> list[tuple[str, int]]:

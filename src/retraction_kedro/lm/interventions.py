@@ -18,6 +18,7 @@ its rows, so per-row state (recorded values) survives the length-sorted batching
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -55,6 +56,18 @@ class Intervention:
 
     def start_batch(self, rows: Sequence[int]) -> None:
         self.rows = list(rows)
+
+
+@contextmanager
+def attached(lm: Any, interventions: Sequence[Intervention]):
+    """Hooks of ``interventions`` on ``lm``'s model for the duration of one generate/capture call."""
+    for intervention in interventions:
+        intervention.attach(lm.model)
+    try:
+        yield
+    finally:
+        for intervention in interventions:
+            intervention.detach()
 
 
 class Steering(Intervention):

@@ -232,9 +232,3 @@ def load_language_model(spec: ModelSpec | dict[str, Any]) -> LanguageModel:
         _LOADED.clear()  # one model resident at a time keeps GPU memory bounded
         _LOADED[spec] = _load_uncached(spec)
     return _LOADED[spec]
-
-
-def release_language_models() -> None:
-    _LOADED.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

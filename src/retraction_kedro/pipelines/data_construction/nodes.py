@@ -71,6 +71,11 @@ def _questions(frame: pl.DataFrame, split: str, limit: int | None, seed: int) ->
     return rows
 
 
+def _question(by_split: dict[str, list[dict[str, Any]]], split: str, index: int) -> dict[str, Any]:
+    """The free question behind a sample: val questions were held out of the training file."""
+    return by_split["test" if split == "test" else "train"][index]
+
+
 def _split_val(train: list[dict[str, Any]], fraction: float, seed: int) -> None:
     """Hold a fraction of the training questions out as validation (by question, no overlap)."""
     if fraction <= 0 or len(train) < 2:
@@ -166,14 +171,14 @@ def verify_answers(
     lm = load_language_model(model)
     rows, prompts = [], []
     for entry in distinct.iter_rows(named=True):
-        question = by_split["test" if entry["split"] == "test" else "train"][entry["index"]]
+        question = _question(by_split, entry["split"], entry["index"])
         messages = shots + [{"role": "user", "content": verification["template"].format(name=entry["name"], **question)}]
         prompts.append(chat_prompt(lm.tokenizer, messages))
         rows.append({**entry, "verification_question": messages[-1]["content"]})
     settings = _settings(model, max_new_tokens=construction["verification_max_new_tokens"])
     responses = generate_texts(lm, prompts, settings, runtime.get("resume_dir"), "verify answers", runtime.get("show_progress", True))
     for row, response in zip(rows, responses):
-        question = by_split["test" if row["split"] == "test" else "train"][row["index"]]
+        question = _question(by_split, row["split"], row["index"])
         row["verification_response"] = response
         distractors = question.get(verification.get("distractor_field") or "", None) or []
         row["confirmed"] = mentions_any(response, constraint_values(question, verification), distractors)
@@ -225,7 +230,7 @@ def build_continuation_sets(
             if per_question[entry["index"]] >= construction["max_answers_per_question"]:
                 continue
             per_question[entry["index"]] += 1
-            question = by_split["test" if split == "test" else "train"][entry["index"]]
+            question = _question(by_split, split, entry["index"])
             row = {k: v for k, v in question.items() if k != "answers"}
             row.update({
                 "messages": list(question["messages"]) + [{"role": "assistant", "content": entry["name"]}],
