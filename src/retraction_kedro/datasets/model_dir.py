@@ -1,8 +1,8 @@
 """Model directories (weights, adapters, tokenizers) as versioned catalog entries.
 
 Saving takes anything with ``save_pretrained`` (a transformers model or tokenizer, a
-peft adapter), a list of them (all in the folder itself) or a dict of them (one
-subfolder per key), written into a temporary folder and renamed, so a
+peft adapter), a list of them (all in the folder itself) or a dict of them or of lists
+of them (one subfolder per key), written into a temporary folder and renamed, so a
 crash never leaves a half-written model. Loading returns the directory's path: the
 model package (``retraction_kedro.lm``) decides how to load it, on which device.
 """
@@ -29,7 +29,11 @@ class ModelDirectoryDataset(AbstractVersionedDataset[str, Any]):
         return str(path)
 
     def save(self, data: Any) -> None:
-        parts = list(data.items()) if isinstance(data, dict) else [("", p) for p in (data if isinstance(data, (list, tuple)) else [data])]
+        def listed(value: Any) -> list[Any]:
+            return list(value) if isinstance(value, (list, tuple)) else [value]
+
+        groups = data.items() if isinstance(data, dict) else [("", data)]
+        parts = [(name, part) for name, value in groups for part in listed(value)]
         for name, part in parts:
             if not hasattr(part, "save_pretrained"):
                 raise DatasetError(f"Cannot save {type(part).__name__} {name!r} to {self._filepath}: it has no save_pretrained")

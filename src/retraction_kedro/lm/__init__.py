@@ -5,6 +5,7 @@ through these functions, never through transformers directly.
 """
 
 from .capture import capture_hidden_states
+from .finetuning import FineTuneResult, LoraSettings, completion_features, fine_tune_lora, sft_features
 from .generation import GenerationSettings, generate_texts, generate_with_counts
 from .interventions import AttentionPatch, Intervention, Steering, ValuePatch, top_changed_heads
 from .loading import (
@@ -14,11 +15,18 @@ from .loading import (
     ModelSpec,
     load_language_model,
     model_slug,
+    release_models,
 )
 from .prompts import answer_messages, chat_prompt, continuation_prompt, question_messages
 
 __all__ = [
     "EMBEDDED_MODEL_ID",
+    "FineTuneResult",
+    "LoraSettings",
+    "completion_features",
+    "fine_tune_lora",
+    "sft_features",
+    "release_models",
     "GenerationSettings",
     "LanguageModel",
     "ModelNotFoundError",

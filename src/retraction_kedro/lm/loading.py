@@ -57,6 +57,7 @@ class ModelSpec:
     cache_dir: str = "data/06_models"
     revision: str | None = None
     trust_remote_code: bool = False
+    adapter: str | None = None  # a LoRA adapter directory (peft), merged into the weights at load time
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ModelSpec":
@@ -189,12 +190,13 @@ def _not_found_message(spec: ModelSpec, error: Exception) -> str:
     )
 
 
-def _load_uncached(spec: ModelSpec) -> LanguageModel:
+def load_weights(spec: ModelSpec) -> tuple[Any, Any]:
+    """Tokenizer and model as ``from_pretrained`` gives them (dtype and sharding from ``spec``), on the
+    CPU unless ``device_map`` placed them; errors become one ``ModelNotFoundError`` message."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve_model_source(spec)
-    dtype = spec.resolved_dtype()
-    kwargs: dict[str, Any] = {"dtype": dtype, "revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    kwargs: dict[str, Any] = {"dtype": spec.resolved_dtype(), "revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation
     if spec.device_map:
@@ -206,13 +208,22 @@ def _load_uncached(spec: ModelSpec) -> LanguageModel:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as error:  # hub/file errors surface as OSError or ValueError
         raise ModelNotFoundError(_not_found_message(spec, error)) from None
+    return tokenizer, model
+
+
+def _load_uncached(spec: ModelSpec) -> LanguageModel:
+    tokenizer, model = load_weights(spec)
+    dtype = spec.resolved_dtype()
+    if spec.adapter:
+        model = _merge_adapter(model, spec.adapter)
     if not spec.device_map:
         model.to(spec.resolved_device())
     model.eval()
     model.requires_grad_(False)
     logger.info(
-        "Loaded %s on %s (%s, %d layers, hidden %d)",
+        "Loaded %s%s on %s (%s, %d layers, hidden %d)",
         spec.name,
+        f" + adapter {spec.adapter}" if spec.adapter else "",
         next(model.parameters()).device,
         dtype,
         model.config.num_hidden_layers,
@@ -221,7 +232,24 @@ def _load_uncached(spec: ModelSpec) -> LanguageModel:
     return LanguageModel(model=model, tokenizer=tokenizer, spec=spec)
 
 
+def _merge_adapter(model: Any, adapter: str) -> Any:
+    """Fold a LoRA adapter into the base weights: the result is the plain model class, so every
+    hook, capture and attention function works on a fine-tuned model exactly as on the base."""
+    from peft import PeftModel
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"model.adapter={adapter!r} is not a peft adapter directory (no adapter_config.json)")
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+
+
 _LOADED: dict[ModelSpec, LanguageModel] = {}
+
+
+def release_models() -> None:
+    """Drop the per-process model, e.g. before loading a trainable copy."""
+    _LOADED.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def load_language_model(spec: ModelSpec | dict[str, Any]) -> LanguageModel:
