@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from retraction_kedro.pipelines import activations, data_construction, evaluation, interventions, probing
+from retraction_kedro.pipelines import activations, data_construction, evaluation, interventions, probing, sft
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -23,7 +23,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         "probing_paper": probing.create_paper_pipeline(),
         "interventions": interventions.create_pipeline(),
         "interventions_paper": interventions.create_paper_pipeline(),
+        "sft": sft.create_pipeline(),
+        "sft_paper": sft.create_paper_pipeline(),
     }
-    default = ("data_construction", "activations", "evaluation", "probing", "interventions")
+    default = ("data_construction", "activations", "evaluation", "probing", "interventions", "sft")
     pipelines["__default__"] = sum((pipelines[name] for name in default), Pipeline([]))
     return pipelines

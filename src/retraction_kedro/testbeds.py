@@ -5,6 +5,8 @@ EMBEDDED_TESTBEDS = ("geo_city", "geo_currency")  # built offline from geonamesc
 EMBEDDED_TRUTHFULNESS = "geo_truthfulness"  # the belief-probe training set of the embedded study
 PAPER_TESTBEDS = ("wikidata", "celebrity")  # the paper's question sets in data/01_raw/paper
 PAPER_TRUTHFULNESS = "utqa"  # the paper's universal truthfulness QA
+EMBEDDED_STUDY = "embedded_study"  # namespace of the study-wide outputs (SFT comparison, report)
+PAPER_STUDY = "paper_study"
 
 
 def constraint_values(row: dict, verification: dict) -> list[str]:

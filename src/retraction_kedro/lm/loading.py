@@ -7,7 +7,9 @@ model directory, because a GGUF-loaded model cannot ``save_pretrained``.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -125,7 +127,10 @@ def embedded_gguf_path() -> Path:
 
 
 def _complete_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+    """Config and weights present, and the config no longer claims GGUF quantization (caches written
+    before that was stripped made the Trainer refuse to fine-tune)."""
+    config = path / "config.json"
+    return config.is_file() and any(path.glob("*.safetensors")) and "quantization_config" not in json.loads(config.read_text())
 
 
 def materialize_embedded_model(cache_dir: str | os.PathLike) -> Path:
@@ -143,7 +148,9 @@ def materialize_embedded_model(cache_dir: str | os.PathLike) -> Path:
     logger.info("Dequantizing %s into %s (first use only, ~20 s)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    plain = AutoModelForCausalLM.from_config(quantized.config, dtype=torch.float32)
+    config = copy.deepcopy(quantized.config)
+    del config.quantization_config  # the weights are plain float32 now
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
     plain.generation_config = quantized.generation_config
     target.parent.mkdir(parents=True, exist_ok=True)

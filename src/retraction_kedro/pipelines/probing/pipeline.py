@@ -22,8 +22,12 @@ def truthfulness_template() -> Pipeline:
     )
 
 
-def testbed_template(testbed: str, truthfulness: str) -> Pipeline:
-    summarize = update_wrapper(partial(summarize_testbed, testbed=testbed), summarize_testbed)
+def testbed_template(testbed: str, truthfulness: str, model_namespace: str | None = None) -> Pipeline:
+    """Probes of ``truthfulness`` applied to ``testbed``; ``model_namespace`` (e.g. a fine-tuned
+    model's) prefixes both, so the same template serves every model of the run."""
+    prefix = f"{model_namespace}." if model_namespace else ""
+    label = f"{testbed}, {model_namespace}" if model_namespace else testbed
+    summarize = update_wrapper(partial(summarize_testbed, testbed=label), summarize_testbed)
     return Pipeline(
         [
             Node(evaluate_on_testbed, ["probes", "continuation_hidden_test", "judged_continuations_test"],
@@ -31,19 +35,20 @@ def testbed_template(testbed: str, truthfulness: str) -> Pipeline:
             Node(summarize, ["probe_metrics", "truthfulness_probe_metrics"],
                  ["probe_summary", "probe_metrics_by_layer", "probe_accuracy_plot"], name="summarize_probes_on_testbed"),  # fmt: skip
         ],
-        namespace=testbed,
-        inputs={"probes": f"{truthfulness}.probes", "truthfulness_probe_metrics": f"{truthfulness}.probe_metrics"},
+        namespace=f"{prefix}{testbed}",
+        inputs={"probes": f"{prefix}{truthfulness}.probes", "truthfulness_probe_metrics": f"{prefix}{truthfulness}.probe_metrics"},
     )
 
 
-def _study(truthfulness: str, testbeds: tuple[str, ...]) -> Pipeline:
-    pipe = Pipeline(truthfulness_template(), namespace=truthfulness, parameters={"params:probing": "params:probing"})
-    return pipe + sum((testbed_template(t, truthfulness) for t in testbeds), Pipeline([]))
+def study(truthfulness: str, testbeds: tuple[str, ...], model_namespace: str | None = None) -> Pipeline:
+    prefix = f"{model_namespace}." if model_namespace else ""
+    pipe = Pipeline(truthfulness_template(), namespace=f"{prefix}{truthfulness}", parameters={"params:probing": "params:probing"})
+    return pipe + sum((testbed_template(t, truthfulness, model_namespace) for t in testbeds), Pipeline([]))
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return _study(EMBEDDED_TRUTHFULNESS, EMBEDDED_TESTBEDS)
+    return study(EMBEDDED_TRUTHFULNESS, EMBEDDED_TESTBEDS)
 
 
 def create_paper_pipeline() -> Pipeline:
-    return _study(PAPER_TRUTHFULNESS, PAPER_TESTBEDS)
+    return study(PAPER_TRUTHFULNESS, PAPER_TESTBEDS)
