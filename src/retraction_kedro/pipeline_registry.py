@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from retraction_kedro.pipelines import activations, data_construction, evaluation, interventions, probing, sft
+from retraction_kedro.pipelines import activations, data_construction, evaluation, interventions, probing, reporting, sft
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -25,7 +25,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         "interventions_paper": interventions.create_paper_pipeline(),
         "sft": sft.create_pipeline(),
         "sft_paper": sft.create_paper_pipeline(),
+        "report": reporting.create_pipeline(),
+        "report_paper": reporting.create_paper_pipeline(),
     }
-    default = ("data_construction", "activations", "evaluation", "probing", "interventions", "sft")
+    default = ("data_construction", "activations", "evaluation", "probing", "interventions", "sft", "report")
     pipelines["__default__"] = sum((pipelines[name] for name in default), Pipeline([]))
     return pipelines

@@ -1,6 +1,7 @@
 """Custom Kedro datasets of this project (referenced from conf/base/catalog.yml)."""
 
+from .html import HTMLDataset
 from .jsonl import JSONLDataset, JSONLFormatError, parse_jsonl_lines, read_jsonl, rows_to_frame
 from .model_dir import ModelDirectoryDataset
 
-__all__ = ["JSONLDataset", "JSONLFormatError", "ModelDirectoryDataset", "parse_jsonl_lines", "read_jsonl", "rows_to_frame"]
+__all__ = ["HTMLDataset", "JSONLDataset", "JSONLFormatError", "ModelDirectoryDataset", "parse_jsonl_lines", "read_jsonl", "rows_to_frame"]
