@@ -117,7 +117,10 @@ def steer_continuations(
         rows = _layers(band, directions)
         for alpha in steering["sweep_alphas"]:
             for sign in (-1.0, 1.0):
-                _, metrics = runner.run(f"sweep {band[0]}-{band[1]} {sign * alpha:+g}", [Steering(v, rows, sign * alpha, steering["every_token"])])
+                if list(band) == list(steering["layers"]) and alpha == steering["alpha"]:  # the main runs above
+                    metrics = report["steer_neg" if sign < 0 else "steer_pos"]
+                else:
+                    _, metrics = runner.run(f"sweep {band[0]}-{band[1]} {sign * alpha:+g}", [Steering(v, rows, sign * alpha, steering["every_token"])])
                 sweep_rows.append({"band": f"{band[0]}-{band[1]}", "alpha": sign * alpha, **metrics})
     sweep = pl.DataFrame(sweep_rows)
     figure = go.Figure()
