@@ -1,6 +1,7 @@
 """activations then evaluation on a small embedded construction, as `kedro run --pipelines ...` does."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,8 +68,15 @@ def test_probing_logs_per_layer_metrics_and_writes_its_artifacts(evaluated_proje
     client = mlflow.MlflowClient()
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.probe.retraction_prediction_accuracy` >= 0")
     assert len(runs) == 1
-    history = client.get_metric_history(runs[0].info.run_id, "geo_truthfulness.probe.accuracy")
+    run_id = runs[0].info.run_id
+    history = client.get_metric_history(run_id, "geo_truthfulness.probe.accuracy")
     assert sorted(m.step for m in history) == list(range(30))  # one point per layer: accuracy against layer
+    params = runs[0].data.params  # flattened parameter groups, as the MLflow UI's columns
+    assert params["probing.batch_size"] == "64" and params["probing.trainer"] == "batched"
+    (artifact,) = client.list_artifacts(run_id, "geo_city")
+    assert artifact.path == "geo_city/probe_accuracy_by_layer.html"
+    page = Path(client.download_artifacts(run_id, artifact.path)).read_text()
+    assert "plotly" in page and "retraction prediction accuracy" in page
     probes = load_file(latest(evaluated_project / "data/06_models" / SLUG / "geo_truthfulness" / "belief_probes.safetensors"))
     assert set(PROBE_KEYS) <= set(probes) and probes["weight"].shape == (30, 576)
     plot = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "probe_accuracy_by_layer.json").read_text())

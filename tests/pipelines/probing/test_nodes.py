@@ -36,7 +36,8 @@ def test_probes_train_and_evaluate_end_to_end(trainer, select_on):
     testbed_metrics, scores = nodes.evaluate_on_testbed(probes, hidden_test, judged)
     assert scores.height == 100 and "probe_correct_probability" in scores.columns
     assert testbed_metrics["retraction_prediction_accuracy"][3] == pytest.approx(testbed_metrics["correctness_accuracy"][3])
-    _, _, figure = nodes.summarize_testbed(testbed_metrics, metrics, "geo_city")
+    _, _, figure, mlflow_copy = nodes.summarize_testbed(testbed_metrics, metrics, "geo_city")
+    assert mlflow_copy is figure
     assert len(figure.data) == 3
 
 

@@ -101,7 +101,7 @@ def summarize_truthfulness(metrics: pl.DataFrame) -> tuple[dict[str, Any], dict[
 
 def summarize_testbed(
     metrics: pl.DataFrame, truthfulness_metrics: pl.DataFrame, testbed: str
-) -> tuple[dict[str, Any], dict[str, Any], go.Figure]:
+) -> tuple[dict[str, Any], dict[str, Any], go.Figure, go.Figure]:
     best = metrics.sort(["retraction_prediction_accuracy", "layer"], descending=[True, False]).row(0, named=True)
     figure = go.Figure()
     for table, column, label in (
@@ -111,4 +111,5 @@ def summarize_testbed(
     ):
         figure.add_trace(go.Scatter(x=table["layer"].to_list(), y=table[column].to_list(), mode="lines+markers", name=label))
     figure.update_layout(title=f"Belief probe accuracy by layer ({testbed})", xaxis_title="layer", yaxis_title="accuracy", yaxis_range=[0, 1])
-    return {"best_layer_for_retraction_prediction": best, "layers": metrics.to_dicts()}, _history(metrics), figure
+    # the figure twice: a versioned plotly JSON for kedro-viz, an HTML page attached to the MLflow run
+    return {"best_layer_for_retraction_prediction": best, "layers": metrics.to_dicts()}, _history(metrics), figure, figure

@@ -33,7 +33,8 @@ def testbed_template(testbed: str, truthfulness: str, model_namespace: str | Non
             Node(evaluate_on_testbed, ["probes", "continuation_hidden_test", "judged_continuations_test"],
                  ["probe_metrics", "probe_scores_test"], name="evaluate_probes_on_testbed"),  # fmt: skip
             Node(summarize, ["probe_metrics", "truthfulness_probe_metrics"],
-                 ["probe_summary", "probe_metrics_by_layer", "probe_accuracy_plot"], name="summarize_probes_on_testbed"),  # fmt: skip
+                 ["probe_summary", "probe_metrics_by_layer", "probe_accuracy_plot", "probe_accuracy_plot_mlflow"],
+                 name="summarize_probes_on_testbed"),  # fmt: skip
         ],
         namespace=f"{prefix}{testbed}",
         inputs={"probes": f"{prefix}{truthfulness}.probes", "truthfulness_probe_metrics": f"{prefix}{truthfulness}.probe_metrics"},
