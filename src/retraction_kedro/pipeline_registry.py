@@ -30,4 +30,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     default = ("data_construction", "activations", "evaluation", "probing", "interventions", "sft", "report")
     pipelines["__default__"] = sum((pipelines[name] for name in default), Pipeline([]))
+    # The same study on the paper's files: `kedro run --pipelines paper --params model.name=...`
+    pipelines["paper"] = sum((pipelines[f"{name}_paper"] for name in default), Pipeline([]))
     return pipelines

@@ -266,4 +266,6 @@ def load_language_model(spec: ModelSpec | dict[str, Any]) -> LanguageModel:
     if spec not in _LOADED:
         _LOADED.clear()  # one model resident at a time keeps GPU memory bounded
         _LOADED[spec] = _load_uncached(spec)
-    return _LOADED[spec]
+    lm = _LOADED[spec]
+    logger.info("Model %s%s on %s", spec.name, f" + adapter {spec.adapter}" if spec.adapter else "", lm.device)
+    return lm

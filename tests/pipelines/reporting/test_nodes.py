@@ -52,8 +52,8 @@ def study(tmp_path):
     log(_prefix("{namespace}.probe_metrics_by_layer", namespace="geo_truthfulness"), history)
     steering_names = ("steer_none", "steer_neg", "steer_pos")
     for k, t in enumerate(TESTBEDS):
-        inputs[f"construction__{t}"] = {"counts": {"questions": 10, "train_kept_wrong": 3, "train_kept_correct": 3,
-                                                   "test_kept_wrong": 2, "test_kept_correct": 2}, "free_answer_accuracy": 0.2}  # fmt: skip
+        inputs[f"continuation_train__{t}"] = pl.DataFrame({"result": [True, False] * 3})
+        inputs[f"continuation_test__{t}"] = pl.DataFrame({"result": [True, False] * 2})
         inputs[f"retraction__{t}"], metrics = score_retraction(_judged(k))
         log(_prefix("{testbed}.retraction_metrics", testbed=t), metrics)
         summary, history, _, _ = summarize_testbed(_layers(k + 1, PROBE_COLUMNS), truth, t)
@@ -106,3 +106,4 @@ def test_pages_hold_every_section_and_figure(study):
     assert page.count("data:image/png;base64,") == 3  # probes, steering, fine-tuning
     recall = inputs["retraction__geo_city"]["retraction_recall"]
     assert f"<td>{recall:.3f}</td>" in page and f"| {recall:.3f} |" in markdown
+    assert "| geo_city | 6 | 3/3 | 4 | 2/2 |" in markdown

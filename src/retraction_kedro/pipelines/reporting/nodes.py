@@ -34,8 +34,8 @@ def _params(group: dict[str, Any]) -> str:
 def build_study_report(
     study: str, truthfulness: str, testbeds: tuple[str, ...], **inputs: Any
 ) -> tuple[str, str, dict[str, Any], str]:
-    """Inputs are named ``<kind>__<testbed>`` (construction, retraction, probes, steering, sweep,
-    patching), plus ``truthfulness_probes``, ``sft_comparison`` and the parameter groups
+    """Inputs are named ``<kind>__<testbed>`` (continuation_train, continuation_test, retraction,
+    probes, steering, sweep, patching), plus ``truthfulness_probes``, ``sft_comparison`` and the parameter groups
     ``params_<group>``. Returns the HTML page, the Markdown page, the numbers by MLflow key, and
     the HTML page again for the MLflow run's artifacts."""
     run_id = _active_run_id()
@@ -49,13 +49,15 @@ def build_study_report(
 
     model = inputs["params_model"]
     rows = []
-    for t in testbeds:
-        counts = inputs[f"construction__{t}"]["counts"]
-        rows.append([t, counts.get("questions"), round(inputs[f"construction__{t}"].get("free_answer_accuracy", float("nan")), 3),
-                     f"{counts.get('train_kept_wrong')}/{counts.get('train_kept_correct')}", f"{counts.get('test_kept_wrong')}/{counts.get('test_kept_correct')}"])  # fmt: skip
+    for t in testbeds:  # counted from the sets themselves: constructed here or the paper's released ones
+        row = [t]
+        for split in ("train", "test"):
+            results = inputs[f"continuation_{split}__{t}"]["result"].to_list()
+            row += [len(results), f"{len(results) - sum(results)}/{sum(results)}"]
+        rows.append(row)
     sections.append(Section(
-        "Continuation datasets", "Questions the model answered, how often its free answers were right, and the balanced sets kept (wrong/correct).",
-        ["testbed", "questions", "free-answer accuracy", "train (wrong/correct)", "test (wrong/correct)"], rows,
+        "Continuation datasets", "The model's own answers kept for the study: wrong answers it contradicts and correct answers it confirms.",
+        ["testbed", "train examples", "train (wrong/correct)", "test examples", "test (wrong/correct)"], rows,
         params=_params(inputs["params_construction"]),
     ))  # fmt: skip
 

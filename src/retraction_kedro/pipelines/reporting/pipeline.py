@@ -18,7 +18,8 @@ from retraction_kedro.testbeds import (
 from .nodes import build_study_report
 
 KINDS = {
-    "construction": "construction_summary",
+    "continuation_train": "continuation_train",
+    "continuation_test": "continuation_test",
     "retraction": "retraction_report",
     "probes": "probe_summary",
     "steering": "steering_report",
