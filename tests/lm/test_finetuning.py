@@ -176,3 +176,13 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(trained, tiny_model_dir,
     for name, parameter in resumed.adapter.named_parameters():
         if "lora_" in name:
             torch.testing.assert_close(parameter, first[name], rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_checkpointing_trains_the_same_adapter(trained, tiny_model_dir, tmp_path):
+    result, _ = trained
+    settings = LoraSettings(**{**FAST.__dict__, "gradient_checkpointing": True})
+    again = fine_tune_lora(_spec(tiny_model_dir), CONVERSATIONS, COMPLETIONS, settings, resume_dir=str(tmp_path), show_progress=False)
+    first = dict(result.adapter.named_parameters())
+    for name, parameter in again.adapter.named_parameters():
+        if "lora_" in name:
+            torch.testing.assert_close(parameter, first[name], rtol=1e-4, atol=1e-6)

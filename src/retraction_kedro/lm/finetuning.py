@@ -43,6 +43,7 @@ class LoraSettings:
     target_modules: str | list[str] = "all-linear"
     seed: int = 0
     checkpoint_every_steps: int = 50  # a crashed run resumes from the last of these
+    gradient_checkpointing: bool = False  # trade compute for memory (large models)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "LoraSettings":
@@ -126,6 +127,8 @@ def fine_tune_lora(
     if not spec.device_map:
         model.to(device)
     set_seed(settings.seed)  # LoRA's A matrices are drawn before the Trainer seeds anything
+    if settings.gradient_checkpointing:
+        model.enable_input_require_grads()  # frozen embeddings would cut the gradient at the first checkpoint
     lora = LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
@@ -156,6 +159,7 @@ def fine_tune_lora(
         save_total_limit=1,
         report_to="none",
         disable_tqdm=not show_progress,
+        gradient_checkpointing=settings.gradient_checkpointing,
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
