@@ -18,19 +18,6 @@ PROBE_KEYS = ("weight", "mean", "std", "layers")
 TESTBEDS = ["geo_city"]
 
 
-@pytest.fixture(scope="module")
-def evaluated_project(constructed_project):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(constructed_project)
-        params = {"activations": {"max_new_tokens": 32}}
-        run_pipeline(constructed_project, "activations", params, namespaces=[*TESTBEDS, "geo_truthfulness"])
-        run_pipeline(constructed_project, "evaluation", params, namespaces=TESTBEDS)
-        run_pipeline(constructed_project, "probing", namespaces=[*TESTBEDS, "geo_truthfulness"])
-        small = {"interventions": {"max_new_tokens": 32, "steering": {"sweep_layers": [[8, 16]], "sweep_alphas": [2.0]}}}
-        run_pipeline(constructed_project, "interventions", small, namespaces=[*TESTBEDS, "geo_truthfulness"])
-    return constructed_project
-
-
 def test_hidden_states_have_the_right_shape_and_equal_a_per_example_recomputation(evaluated_project):
     for testbed in TESTBEDS:
         rows = read_jsonl(str(latest(evaluated_project / "data/07_model_output" / SLUG / testbed / "continuation_responses_test.jsonl")))

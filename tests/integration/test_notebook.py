@@ -6,12 +6,11 @@ from nbclient import NotebookClient
 
 from tests.conftest import PROJECT_ROOT
 
-from .test_activations_evaluation_run import evaluated_project  # noqa: F401  (a finished probing and steering run)
 
 pytestmark = [pytest.mark.integration]
 
 
-def test_notebook_draws_probe_and_steering_figures(evaluated_project, monkeypatch):  # noqa: F811
+def test_notebook_draws_probe_and_steering_figures(evaluated_project, monkeypatch):
     monkeypatch.setenv("RETRACTION_PROJECT", str(evaluated_project))
     notebook = nbformat.read(PROJECT_ROOT / "notebooks" / "retraction_study.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(evaluated_project)}}).execute()

@@ -8,7 +8,6 @@ from retraction_kedro.datasets import read_jsonl
 from retraction_kedro.pipelines.sft import create_pipeline
 from tests.conftest import run_pipeline
 
-from .test_activations_evaluation_run import evaluated_project  # noqa: F401  (the base model's run comes first)
 from .test_data_construction_run import SLUG, latest
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
@@ -16,7 +15,7 @@ MODEL = "finetuned_geo_city"
 
 
 @pytest.fixture(scope="module")
-def finetuned_project(evaluated_project):  # noqa: F811
+def finetuned_project(evaluated_project):
     # geo_city only (the shared construction has no geo_currency sets), so no comparison node
     nodes = [n.name for n in create_pipeline().nodes if n.name.startswith(f"{MODEL}.") and "geo_currency" not in n.name]
     with pytest.MonkeyPatch.context() as patch:

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from .test_activations_evaluation_run import evaluated_project  # noqa: F401  (a project with a finished probing run)
 
 pytestmark = [pytest.mark.integration]
 PIPELINES = {"data_construction", "activations", "evaluation", "probing", "interventions", "sft", "report", "__default__"}
 
 
-def test_static_export_holds_every_pipeline_and_previews(evaluated_project):  # noqa: F811
+def test_static_export_holds_every_pipeline_and_previews(evaluated_project):
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
     done = subprocess.run([str(kedro), "viz", "build", "--include-previews"], cwd=evaluated_project, env=env, capture_output=True, text=True, timeout=300)

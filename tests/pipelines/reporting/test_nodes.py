@@ -76,7 +76,8 @@ def study(tmp_path):
     log(_prefix("{study}.sft_comparison_metrics", study="embedded_study"), metrics)
     params = {f"params_{g}": {"name": "tiny"} if g == "model" else {"steering": {}, "patching": {}} for g in
               ("model", "construction", "evaluation", "probing", "interventions", "sft")}  # fmt: skip
-    with mlflow.start_run() as run:
+    # its own experiment: an earlier Kedro session in this process leaves another store's experiment active
+    with mlflow.start_run(experiment_id=mlflow.create_experiment("report")) as run:
         for prefix, metrics in logged:
             MlflowMetricsHistoryDataset(prefix=prefix).save(metrics)
         outputs = build_study_report("embedded_study", "geo_truthfulness", TESTBEDS, **inputs, **params)
