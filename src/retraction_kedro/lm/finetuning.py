@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,7 +138,9 @@ def fine_tune_lora(
         task_type="CAUSAL_LM",
     )
     adapter = get_peft_model(model, lora)
-    work = Path(resume_dir or "data/02_intermediate/resume") / f"sft-{fingerprint(spec, asdict(settings), features)}"
+    # Checkpoints live under resume_dir, keyed by the work; without one, in a scratch folder (no resuming).
+    root = Path(resume_dir) if resume_dir else Path(tempfile.mkdtemp(prefix="sft-"))
+    work = root / f"sft-{fingerprint(spec, asdict(settings), features)}"
     dtype = spec.resolved_dtype()
     arguments = TrainingArguments(
         output_dir=str(work),
@@ -182,6 +185,6 @@ def fine_tune_lora(
         for entry in trainer.state.log_history
         if "loss" in entry
     ]
-    shutil.rmtree(work, ignore_errors=True)  # finished: the checkpoints are no longer needed
+    shutil.rmtree(work if resume_dir else root, ignore_errors=True)  # finished: the checkpoints are no longer needed
     adapter.eval()
     return FineTuneResult(adapter=adapter, tokenizer=tokenizer, log_history=history)
