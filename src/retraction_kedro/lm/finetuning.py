@@ -103,6 +103,14 @@ class MergedModelExport:
         self._adapter.merge_and_unload().save_pretrained(directory)
 
 
+def _checkpointing(arguments: type, enabled: bool) -> dict[str, bool]:
+    """transformers renamed ``gradient_checkpointing`` to ``activation_checkpointing`` during 5.x."""
+    if not enabled:
+        return {}
+    fields = getattr(arguments, "__dataclass_fields__", {})
+    return {"activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing": True}
+
+
 def fine_tune_lora(
     spec: ModelSpec,
     conversations: Sequence[Sequence[Message]],
@@ -162,7 +170,7 @@ def fine_tune_lora(
         save_total_limit=1,
         report_to="none",
         disable_tqdm=not show_progress,
-        gradient_checkpointing=settings.gradient_checkpointing,
+        **_checkpointing(TrainingArguments, settings.gradient_checkpointing),
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
