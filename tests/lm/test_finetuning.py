@@ -7,6 +7,8 @@ import torch
 
 from retraction_kedro.datasets import ModelDirectoryDataset
 from retraction_kedro.lm import (
+    GenerationSettings,
+    LanguageModel,
     LoraSettings,
     ModelSpec,
     completion_features,
@@ -127,11 +129,7 @@ def test_adapter_round_trip_gives_identical_outputs(trained, tiny_model_dir, tmp
         expected = result.adapter(**batch).logits
         actual = reloaded.model(**batch).logits
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)  # merged weights vs adapter on top
-    from retraction_kedro.lm import LanguageModel
-
     in_memory = LanguageModel(model=result.adapter, tokenizer=result.tokenizer, spec=_spec(tiny_model_dir, adapter="in-memory"))
-    from retraction_kedro.lm import GenerationSettings
-
     settings = GenerationSettings(max_new_tokens=8)
     assert generate_texts(reloaded, prompts, settings) == generate_texts(in_memory, prompts, settings)
     release_models()

@@ -52,10 +52,7 @@ class LoraSettings:
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"Unknown key(s) in the 'sft.training' parameters: {unknown}; expected some of {sorted(known)}")
-        values = dict(params)
-        if isinstance(values.get("target_modules"), list):
-            values["target_modules"] = tuple(values["target_modules"])
-        return cls(**values)
+        return cls(**params)
 
 
 def completion_features(tokenizer: Any, prompt: str, completion: str) -> dict[str, list[int]]:
@@ -142,7 +139,7 @@ def fine_tune_lora(
         r=settings.rank,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
-        target_modules=list(settings.target_modules) if isinstance(settings.target_modules, tuple) else settings.target_modules,
+        target_modules=settings.target_modules,
         task_type="CAUSAL_LM",
     )
     adapter = get_peft_model(model, lora)
