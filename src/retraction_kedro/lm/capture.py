@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from transformers import DynamicCache
 
-from .architecture import decoder_layers, decoder_stack, layer_hidden
+from .architecture import decoder_layers, decoder_stack, input_device, layer_hidden
 from .batching import BatchJournal, fingerprint, plan_batches, progress
-from .generation import encode_batch, tokenize_lengths
+from .generation import encode_batch
 from .interventions import Intervention, attached
 from .loading import LanguageModel
 
 logger = logging.getLogger(__name__)
+
+MIN_SHARED_PREFIX = 4  # a shorter common prefix is not worth its own pass
 
 
 class _EnoughLayers(Exception):
@@ -31,6 +35,63 @@ def _layer_indices(lm: LanguageModel, layers: Sequence[int] | None) -> list[int]
     return chosen
 
 
+def _run(stack: torch.nn.Module, **inputs: Any) -> None:
+    try:
+        stack(**inputs)
+    except _EnoughLayers:
+        pass
+
+
+def _shared_prefix_length(ids: Sequence[Sequence[int]], keep: int) -> int:
+    """Length of the token prefix common to all ``ids``, short enough to leave ``keep`` tokens of each row after it."""
+    length = min(len(row) for row in ids) - keep
+    first = ids[0]
+    for row in ids[1:]:
+        length = next((i for i in range(length) if row[i] != first[i]), length)
+    return max(length, 0)
+
+
+def _prefix_cache(lm: LanguageModel, stack: torch.nn.Module, last: torch.nn.Module, prefix: list[int]) -> DynamicCache:
+    """Keys and values of ``prefix`` (one row) in the layers up to ``last``; the layers above never run."""
+
+    def stop(module, args, output):
+        raise _EnoughLayers
+
+    cache = DynamicCache(config=lm.model.config)
+    handle = last.register_forward_hook(stop)
+    try:
+        input_ids = torch.tensor([prefix], device=input_device(lm.model))
+        _run(stack, input_ids=input_ids, past_key_values=cache, use_cache=True)
+    finally:
+        handle.remove()
+    return cache
+
+
+def _suffix_inputs(lm: LanguageModel, cache: DynamicCache, rows: list[list[int]]) -> dict[str, Any]:
+    """Stack inputs for the rest of ``rows`` after the cached prefix.
+
+    Left padding sits between prefix and suffix (masked), and the position ids count real tokens
+    only, so every row sees exactly what its unpadded prompt would; the last token is at index -1.
+    Each batch gets its own cache (the forward appends to it) holding the prefix expanded to the batch.
+    """
+    device, size, width = input_device(lm.model), len(rows), max(len(row) for row in rows)
+    pad = lm.tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+    prefix = cache.get_seq_length()
+    batch_cache = DynamicCache(config=lm.model.config)
+    for index, layer in enumerate(cache.layers):
+        if layer.is_initialized:
+            batch_cache.update(layer.keys.expand(size, -1, -1, -1), layer.values.expand(size, -1, -1, -1), index)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.cat([mask.new_ones(size, prefix), mask], dim=1),
+        "position_ids": prefix + mask.cumsum(-1) - 1,  # pads get prefix - 1: a valid position, and masked anyway
+        "past_key_values": batch_cache,
+        "use_cache": True,
+    }
+
+
 def capture_hidden_states(
     lm: LanguageModel,
     prompts: Sequence[str],
@@ -42,12 +103,19 @@ def capture_hidden_states(
     show_progress: bool = True,
     out_dtype: torch.dtype = torch.float32,
     interventions: Sequence[Intervention] = (),
+    share_prefix: bool = True,
 ) -> torch.Tensor:
     """Hidden state after each chosen decoder layer at ``position`` (counted from the end).
 
     Returns ``[examples, layers, hidden]`` on the CPU. Left padding puts position
     -1 on the last prompt token of every row, so one index serves the batch. Only
     the chosen position of each chosen layer is kept, and the LM head never runs.
+
+    With ``share_prefix``, the token prefix common to all prompts (the chat template's
+    system turn: about half of a short chat prompt) runs once, and every batch runs
+    only the rest of its prompts on top of that prefix's KV cache. The result is the
+    same to float noise. Interventions act on prompt positions, so with them (and
+    with sliding-window layers, whose cache drops old keys) every prompt runs whole.
     """
     if position >= 0:
         raise ValueError(f"position counts from the end of the prompt and must be negative, got {position}")
@@ -55,7 +123,8 @@ def capture_hidden_states(
     chosen = _layer_indices(lm, layers)
     if not prompts:
         return torch.empty(0, len(chosen), lm.hidden_size, dtype=out_dtype)
-    lengths = tokenize_lengths(lm, prompts)
+    ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    lengths = [len(row) for row in ids]
     too_short = [i for i, n in enumerate(lengths) if n < -position]
     if too_short:
         raise ValueError(f"Prompt(s) {too_short[:5]} have fewer than {-position} tokens")
@@ -65,6 +134,13 @@ def capture_hidden_states(
     )
     done = {} if any(i.records for i in interventions) else journal.finished_tensors()
     stack, modules = decoder_stack(lm.model), decoder_layers(lm.model)
+    shareable = share_prefix and not interventions and not any(DynamicCache(config=lm.model.config).is_sliding)
+    prefix = _shared_prefix_length(ids, -position) if shareable else 0
+    cache = None
+    if prefix >= MIN_SHARED_PREFIX and len(done) < len(batches):
+        logger.info("%s: the %d prompts share a prefix of %d tokens, run once", desc, len(prompts), prefix)
+        with torch.inference_mode():
+            cache = _prefix_cache(lm, stack, modules[chosen[-1]], ids[0][:prefix])
     result = torch.empty(len(prompts), len(chosen), lm.hidden_size, dtype=out_dtype)
     captured: dict[int, torch.Tensor] = {}
 
@@ -84,12 +160,11 @@ def capture_hidden_states(
                     for intervention in interventions:
                         intervention.start_batch(indices)
                     captured.clear()
-                    inputs = encode_batch(lm, [prompts[i] for i in indices])
                     with torch.inference_mode():
-                        try:
-                            stack(**inputs, use_cache=False)
-                        except _EnoughLayers:
-                            pass
+                        if cache is not None:
+                            _run(stack, **_suffix_inputs(lm, cache, [ids[i][prefix:] for i in indices]))
+                        else:
+                            _run(stack, **encode_batch(lm, [prompts[i] for i in indices]), use_cache=False)
                     done[number] = torch.stack([captured[layer] for layer in chosen], dim=1)
                     journal.record_tensor(number, done[number])
                 result[indices] = done.pop(number)

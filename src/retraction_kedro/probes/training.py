@@ -196,8 +196,10 @@ def fit_sklearn_probes(
     """The cross-check: scikit-learn logistic regression (no intercept) per layer, same standardization.
 
     With several values of ``c`` (inverse regularization) and a validation split, each layer keeps
-    the ``c`` with the best validation balanced accuracy - the counterpart of the batched trainer's
-    epoch selection.
+    the ``c`` with the lowest validation log-loss - the counterpart of the batched trainer's epoch
+    selection. Log-loss rather than balanced accuracy: on a few hundred validation examples
+    accuracy plateaus and ties across ``c`` and the choice falls on an arbitrary, often barely
+    regularized one; a proper scoring rule ranks them smoothly.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -216,8 +218,8 @@ def fit_sklearn_probes(
             coef = LogisticRegression(C=value, fit_intercept=False, max_iter=2000, random_state=seed).fit(x[:, layer], y).coef_[0]
             score = 0.0
             if xv is not None and len(grid) > 1:
-                logits = torch.from_numpy(xv[:, layer] @ coef).unsqueeze(0)
-                score = _balanced_accuracy(logits, val_labels).item()
+                logits = torch.from_numpy(xv[:, layer] @ coef).float()
+                score = -torch.nn.functional.binary_cross_entropy_with_logits(logits, val_labels.float()).item()
             if best is None or score > best[0]:
                 best = (score, coef, value)
         weights.append(best[1])

@@ -22,11 +22,15 @@ population and alternate names, and its table of country-name variants).
   countries using it. Verification: "Which currency does {name} use?", confirmed
   when the response mentions ``currency``.
 * ``truthfulness_train`` / ``truthfulness_test`` -- labelled QA for a linear
-  belief probe (analogue of UTQA) on relations the testbeds do not use:
-  capital, continent and land neighbour of a country. Each question appears
-  once with the true value (label 1) and once with a plausible wrong value
-  (label 0), so labels are balanced per split and per tag; countries are split
-  between train and test, so no question is shared.
+  belief probe (analogue of UTQA) on relations the testbeds do not use: a
+  country's capital, continent and land neighbour, the country of a capital
+  (``capital_of``, only for capitals no other country shares), and which of two
+  countries has more inhabitants (``population``) or the larger area (``area``),
+  asked only when one value is at least 5 times the other. Each question
+  appears once with the true value (label 1) and once with a plausible wrong
+  value (label 0), so labels are balanced per split and per tag; countries are
+  split between train and test (a comparison pairs two countries of the same
+  split), so no question or country is shared.
 * ``verification_shots_geo_city`` / ``verification_shots_geo_currency`` (when
   ``verification`` templates are given) -- few-shot conversations (system message +
   two well-known example Q/A pairs) to prepend to verification questions.

