@@ -35,6 +35,16 @@ def test_resampled_auroc_equals_scikit_learn_with_the_counts_as_weights():
     np.testing.assert_allclose(weighted_auroc(counts, scores, labels), expected, rtol=0, atol=1e-12)
 
 
+def test_interval_is_the_percentiles_of_every_resample():
+    # n = 300 splits the 1000 resamples into chunks with a partial last one; dropping or misaligning a chunk fails.
+    scores, labels = planted(300, 4)
+    expected = np.stack([weighted_auroc(resample_counts(300, 1000, seed=2), scores[:, layer], labels)
+                         for layer in range(4)], axis=1)  # fmt: skip
+    low, high = np.quantile(expected, [0.025, 0.975], axis=0)
+    result = auroc_by_layer(scores, labels, seed=2)
+    np.testing.assert_allclose([[r["ci_low"], r["ci_high"]] for r in result], np.stack([low, high], 1), atol=1e-12)
+
+
 def test_one_class_is_undefined_and_a_rare_class_counts_its_skipped_resamples():
     assert auroc_by_layer(np.ones((5, 2)), [True] * 5, seed=0)[1] == {
         "value": None, "n": 5, "ci_low": None, "ci_high": None, "positives": 5, "skipped_resamples": None,
@@ -48,6 +58,7 @@ def test_one_class_is_undefined_and_a_rare_class_counts_its_skipped_resamples():
 
 
 def planted(n, seed):
+    """Four layers whose scores separate the classes by 0, 0.5, 1 and 2 standard deviations."""
     rng = np.random.default_rng(seed)
     labels = rng.random(n) < 0.4
     return rng.standard_normal((n, 4)) + labels[:, None] * np.array([0.0, 0.5, 1.0, 2.0]), labels
