@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from retraction_kedro.lm import GenerationSettings, Steering, ValuePatch, capture_hidden_states, generate_texts
-
-from tests.conftest import crash_generate_on_call
+from retraction_kedro.lm.batching import BatchJournal
 
 from .test_generation import prompts_for
 
@@ -30,10 +29,10 @@ def test_steering_changes_only_the_chosen_layer_and_position(tiny_lm):
     prompts = prompts_for(tiny_lm)
     v = directions(tiny_lm)
     steer = [Steering(v, [1], 2.0)]
-    # runs with interventions never share the prompts' prefix: compare with unshared runs, bit for bit
-    base_last = capture_hidden_states(tiny_lm, prompts, show_progress=False, share_prefix=False)
+    # both runs share the prompts' prefix the same way (the prefix runs before the hooks): compare bit for bit
+    base_last = capture_hidden_states(tiny_lm, prompts, show_progress=False)
     steered_last = capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=steer)
-    base_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, share_prefix=False)
+    base_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False)
     steered_prev = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, interventions=steer)
     assert torch.equal(steered_last[:, 0], base_last[:, 0])  # below the steered layer
     assert torch.allclose(steered_last[:, 1] - base_last[:, 1], (2.0 * v[1]).expand(len(prompts), -1), atol=1e-5)
@@ -73,7 +72,7 @@ def test_patching_steered_values_moves_the_unsteered_run(tiny_lm):
     layers = list(range(tiny_lm.num_layers))
     recorder = ValuePatch(layers, "record")
     generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[Steering(directions(tiny_lm), [0], 6.0), recorder])
-    base = capture_hidden_states(tiny_lm, prompts, show_progress=False, share_prefix=False)
+    base = capture_hidden_states(tiny_lm, prompts, show_progress=False)
     patched = capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=[ValuePatch(layers, "patch", recorder.values)])
     # steering after layer 0 leaves layer 0's own values untouched, so only the layers above move
     assert torch.allclose(patched[:, 0], base[:, 0], atol=1e-5)
@@ -121,7 +120,7 @@ def test_attention_patch_from_a_steered_run_changes_the_unsteered_one(tiny_lm):
 def test_steering_at_an_earlier_prompt_position(tiny_lm):
     prompts = prompts_for(tiny_lm)
     v = directions(tiny_lm)
-    base = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, share_prefix=False)
+    base = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False)
     steered = capture_hidden_states(tiny_lm, prompts, position=-2, show_progress=False, interventions=[Steering(v, [1], 2.0, position=-2)])
     assert torch.allclose(steered[:, 1] - base[:, 1], (2.0 * v[1]).expand(len(prompts), -1), atol=1e-5)
 
@@ -138,12 +137,17 @@ def test_a_recording_run_never_takes_batches_from_the_resume_journal(tiny_lm, tm
     prompts = prompts_for(tiny_lm)
     clean = ValuePatch([0], "record")
     generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[clean])
-    real_generate = tiny_lm.model.generate
-    crash_generate_on_call(monkeypatch, tiny_lm, 2)
-    with pytest.raises(RuntimeError):
-        generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[ValuePatch([0], "record")])
+    record_texts = BatchJournal.record_texts
+
+    def crash_after_the_first_batch(self, batch, results):
+        record_texts(self, batch, results)
+        raise RuntimeError("simulated crash")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchJournal, "record_texts", crash_after_the_first_batch)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[ValuePatch([0], "record")])
     assert any(tmp_path.iterdir())  # the first batch is in the journal
-    monkeypatch.setattr(tiny_lm.model, "generate", real_generate)
     again = ValuePatch([0], "record")
     generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[again])
     assert torch.equal(again.values[0], clean.values[0])  # every row recorded, none taken from the journal

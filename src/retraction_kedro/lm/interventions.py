@@ -6,10 +6,11 @@ at a time under the KV cache) are left alone unless ``every_token`` is set.
 
 - :class:`Steering` adds ``alpha * direction[layer]`` to the residual stream after chosen
   decoder layers (the paper's belief steering: +alpha toward "correct", -alpha toward "wrong").
-- :class:`ValuePatch` records the attention value vectors (``v_proj`` outputs) of chosen layers
-  at the last prompt token, and writes recorded vectors back in a later run.
+- :class:`ValuePatch` records the attention value vectors of chosen layers at the last prompt
+  token (``v_proj`` outputs, or the value features of a fused projection: Phi-3, GPT-NeoX), and
+  writes recorded vectors back in a later run.
 - :class:`AttentionPatch` does the same for the attention weights of one query position, through
-  an eager attention function registered with transformers' ``AttentionInterface``.
+  the model's own eager attention registered with transformers' ``AttentionInterface`` (lm/attention.py).
 
 Generation and capture call ``start_batch(rows)`` before each batch with the input indices of
 its rows, so per-row state (recorded values) survives the length-sorted batching.
@@ -23,7 +24,8 @@ from typing import Any
 
 import torch
 
-from .architecture import decoder_layers, layer_hidden, value_projection
+from .architecture import decoder_layers, layer_hidden, value_output
+from .attention import patchable_attention_modules, release_attention, use_patchable_attention
 
 
 class Intervention:
@@ -60,10 +62,13 @@ class Intervention:
 
 @contextmanager
 def attached(lm: Any, interventions: Sequence[Intervention]):
-    """Hooks of ``interventions`` on ``lm``'s model for the duration of one generate/capture call."""
-    for intervention in interventions:
-        intervention.attach(lm.model)
+    """Hooks of ``interventions`` on ``lm``'s model for the duration of one generate/capture call.
+
+    If one refuses to attach, those attached before it are detached again.
+    """
     try:
+        for intervention in interventions:
+            intervention.attach(lm.model)
         yield
     finally:
         for intervention in interventions:
@@ -138,56 +143,27 @@ class ValuePatch(Intervention):
         return ["value_patch", self.mode, self.layers, self.position, digest]
 
     def hooks(self, model: Any) -> list[tuple[torch.nn.Module, Any]]:
-        layers = decoder_layers(model)
-        return [(value_projection(layers[layer]), self._hook(layer)) for layer in self.layers]
+        outputs = {layer: value_output(model, layer) for layer in self.layers}
+        return [(outputs[layer].projection, self._hook(layer, outputs[layer].features)) for layer in self.layers]
 
-    def _hook(self, layer: int):
+    def _hook(self, layer: int, features: slice | torch.Tensor):
         def hook(module, args, output):
             if output.shape[1] == 1:  # a decode step: the prompt's value vectors are already cached
                 return output
             rows = torch.tensor(self.rows)
+            columns = features.to(output.device) if isinstance(features, torch.Tensor) else features
             if self.mode == "record":
-                recorded = output[:, self.position, :].detach().to("cpu", torch.float32)
+                recorded = output[:, self.position, columns].detach().to("cpu", torch.float32)
                 store = self.values.setdefault(layer, torch.zeros(0, recorded.shape[1]))
                 if store.shape[0] <= int(rows.max()):
                     store = torch.cat([store, torch.zeros(int(rows.max()) + 1 - store.shape[0], store.shape[1])])
                 store[rows] = recorded
                 self.values[layer] = store
             else:
-                output[:, self.position, :] = self.values[layer][rows].to(output.device, output.dtype)
+                output[:, self.position, columns] = self.values[layer][rows].to(output.device, output.dtype)
             return output
 
         return hook
-
-
-ATTENTION_IMPLEMENTATION = "retraction_eager"
-_ACTIVE_ATTENTION_PATCHES: list["AttentionPatch"] = []
-
-
-def _eager_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    """Eager attention whose weights active :class:`AttentionPatch` objects may read or overwrite.
-
-    Registered through transformers' ``AttentionInterface`` (with the eager mask), so no model
-    class is copied or subclassed.
-    """
-    groups = query.shape[1] // key.shape[1]
-    key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        weights = weights + attention_mask[:, :, :, : key.shape[-2]]
-    weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
-    for patch in _ACTIVE_ATTENTION_PATCHES:
-        weights = patch.apply(module.layer_idx, weights)
-    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
-
-
-def _register_attention() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
-
-    AttentionInterface.register(ATTENTION_IMPLEMENTATION, _eager_attention)
-    AttentionMaskInterface.register(ATTENTION_IMPLEMENTATION, eager_mask)
 
 
 class AttentionPatch(Intervention):
@@ -214,7 +190,8 @@ class AttentionPatch(Intervention):
         self.layers, self.mode, self.position, self.heads = set(layers), mode, position, heads
         self.records = mode == "record"
         self.weights: dict[int, dict[int, torch.Tensor]] = {k: dict(v) for k, v in (weights or {}).items()}
-        self._previous: str | None = None
+        self._model: Any = None
+        self._modules: dict[torch.nn.Module, int] = {}
 
     def key(self) -> Any:
         digest = None
@@ -223,18 +200,18 @@ class AttentionPatch(Intervention):
         return ["attention_patch", self.mode, sorted(self.layers), self.position, self.heads, digest]
 
     def attach(self, model: Any) -> None:
-        _register_attention()
-        self._model, self._previous = model, model.config._attn_implementation
-        model.set_attn_implementation(ATTENTION_IMPLEMENTATION)
-        _ACTIVE_ATTENTION_PATCHES.append(self)
+        self._modules = patchable_attention_modules(model, sorted(self.layers))
+        self._model = model
+        use_patchable_attention(model, self.apply)
 
     def detach(self) -> None:
-        if self in _ACTIVE_ATTENTION_PATCHES:
-            _ACTIVE_ATTENTION_PATCHES.remove(self)
-            self._model.set_attn_implementation(self._previous)
+        if self._model is not None:
+            release_attention(self._model, self.apply)
+            self._model = None
 
-    def apply(self, layer: int, weights: torch.Tensor) -> torch.Tensor:
-        if layer not in self.layers or weights.shape[2] == 1:  # decode steps keep their own attention
+    def apply(self, module: torch.nn.Module, weights: torch.Tensor) -> torch.Tensor:
+        layer = self._modules.get(module)  # called on prompt passes only: decode steps keep their own attention
+        if layer is None:
             return weights
         store = self.weights.setdefault(layer, {})
         if self.mode == "record":
@@ -259,8 +236,8 @@ def top_changed_heads(
 ) -> dict[int, list[int]]:
     """The ``k`` (layer, head) pairs whose attention weights changed most (mean L1 over rows)."""
     scores = []
-    for layer in before:
-        change = torch.stack([(after[layer][row] - before[layer][row]).abs().sum(-1) for row in before[layer]]).mean(0)
+    for layer, rows in before.items():
+        change = torch.stack([(after[layer][row] - weights).abs().sum(-1) for row, weights in rows.items()]).mean(0)
         scores += [(float(value), layer, head) for head, value in enumerate(change)]
     chosen: dict[int, list[int]] = {}
     for _, layer, head in sorted(scores, reverse=True)[:k]:
