@@ -117,6 +117,20 @@ def test_attention_patch_from_a_steered_run_changes_the_unsteered_one(tiny_lm):
     assert not torch.allclose(patched[:, -1], base[:, -1])
 
 
+def test_two_attention_recordings_in_one_run_then_the_models_own_attention_again(tiny_lm):
+    from retraction_kedro.lm import AttentionPatch
+
+    prompts = prompts_for(tiny_lm)
+    default = tiny_lm.model.config._attn_implementation
+    alone = AttentionPatch([1], "record")
+    capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=[alone])
+    last, earlier = AttentionPatch([1], "record"), AttentionPatch([1], "record", position=-2)
+    capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=[last, earlier])
+    assert tiny_lm.model.config._attn_implementation == default  # not the first one's view of the second's switch
+    assert all(torch.equal(last.weights[1][row], weights) for row, weights in alone.weights[1].items())
+    assert not torch.equal(earlier.weights[1][0], last.weights[1][0])
+
+
 def test_steering_at_an_earlier_prompt_position(tiny_lm):
     prompts = prompts_for(tiny_lm)
     v = directions(tiny_lm)
