@@ -184,18 +184,15 @@ def cache_after(lm: LanguageModel, prompt: str, interventions=()) -> DynamicCach
     with attached(lm, interventions):
         for intervention in interventions:
             intervention.start_batch([0])
-        single_forward(lm, prompt, past_key_values=cache, use_cache=True)
+        single_forward(lm, prompt, cache=cache, use_cache=True)
     return cache
 
 
 def test_the_stack_helpers_find_every_part(lm):
     layers = decoder_layers(lm.model)
     stack = decoder_stack(lm.model)
-    assert (
-        len(layers) == lm.num_layers
-        and stack is not lm.model
-        and all(layer in list(stack.modules()) for layer in layers)
-    )
+    assert len(layers) == lm.num_layers and stack is not lm.model  # the stack leaves out the LM head
+    assert all(layer in list(stack.modules()) for layer in layers)
     assert input_device(lm.model) == torch.device("cpu")
     for index, layer in enumerate(layers):
         assert value_output(lm.model, index).projection in list(attention_module(layer).modules())
