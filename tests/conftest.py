@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,31 @@ CORPUS = [
     "The capital of Italy is Rome. Paris is the capital of France. Madrid, Spain.",
     "Actually, that is wrong. No, I made a mistake: Lyon is a city in France.",
 ]
+
+
+@contextmanager
+def torch_threads(count: int):
+    """Tiny models run far faster on one thread: their matrices are too small to split, and on a
+    shared machine a second spinning thread costs 10x (measured: 31 s against 377 s for the wiring
+    model's training under load)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_tiny_models(request):
+    """Every test but those on the embedded model runs torch on one thread."""
+    if request.node.get_closest_marker("embedded"):
+        yield
+        return
+    with torch_threads(1):
+        yield
 
 
 def build_tokenizer():
@@ -75,18 +101,23 @@ def build_tiny_lm(architecture: str = "llama", layers: int = 3, seed: int = 0):
     return LanguageModel(model=model, tokenizer=tokenizer, spec=ModelSpec(name=f"tiny-random-{architecture}"))
 
 
-def crash_generate_on_call(monkeypatch, lm, call: int) -> list[int]:
-    """Make ``lm.model.generate`` raise on its ``call``-th call (a simulated crash); returns the call log."""
-    real_generate, calls = lm.model.generate, []
+def model_params(batch_size: int = 2) -> dict:
+    """``model`` parameters for node tests that hand the node a tiny model directly (its name is not loaded)."""
+    return {"name": "tiny-random", "batch_size": batch_size}
 
-    def generate(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise RuntimeError("simulated crash")
-        return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(lm.model, "generate", generate)
-    return calls
+def make_testbed(**overrides) -> dict:
+    """A registry entry (``testbeds.<name>``) for a city-in-country testbed read from files."""
+    entry = {
+        "study": "embedded", "truthfulness": "geo_truthfulness",
+        "source": {"files": {"train": "train.jsonl", "test": "test.jsonl"}},
+        "constraint_field": "country", "alias_field": None, "distractor_field": None, "reject_constraint_values": False,
+        "min_name_words": 1, "max_name_words": 5, "sample_seeds": None, "finetune": True,
+        "verification": {"system": "Reply with the name only.", "template": "Which country is {name} in?",
+                         "response_field": "country_response", "shots": 1},
+    }  # fmt: skip
+    verification = {**entry["verification"], **overrides.pop("verification", {})}
+    return {**entry, **overrides, "verification": verification}
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from retraction_kedro.probes import ProbeSchedule, binary_scores, fit_sklearn_probes, group_accuracy, predict, train_probes
+from retraction_kedro.probes import ProbeSchedule, binary_scores, fit_sklearn_probes, predict, train_probes
 
 SCHEDULES = [ProbeSchedule(0.0, 1e-3, 1e-3, 20), ProbeSchedule(0.5, 5e-4, 1e-2, 12)]
 
@@ -57,20 +57,6 @@ def test_shape_mismatches_fail_clearly():
     probes = train_probes(x[:100], y[:100], x[100:150], y[100:150], SCHEDULES[:1])
     with pytest.raises(ValueError, match=r"do not match probes"):
         predict(probes, x[:, :4])
-
-
-def test_group_accuracy_by_hand():
-    # 4 examples, 1 layer: result T T F F, retracted F T T F, probe believes correct T F F T
-    believed = torch.tensor([[True], [False], [False], [True]])
-    scores = group_accuracy(believed, torch.tensor([1, 1, 0, 0]), torch.tensor([0, 1, 1, 0]))
-    assert scores["retraction_prediction_accuracy"].item() == 1.0  # believed wrong <=> retracted
-    assert scores["believed_wrong_precision"].item() == 1.0 and scores["believed_right_precision"].item() == 1.0
-    assert scores["accuracy_correct_not_retracted"].item() == 1.0
-    assert scores["accuracy_correct_retracted"].item() == 0.0  # believed wrong, but it was correct
-    assert scores["accuracy_wrong_retracted"].item() == 1.0
-    assert scores["accuracy_wrong_not_retracted"].item() == 0.0
-    empty = group_accuracy(torch.tensor([[True]]), torch.tensor([1]), torch.tensor([0]))
-    assert empty["accuracy_wrong_retracted"].item() == 0.0  # an empty group is defined, not NaN
 
 
 def per_layer_reference(x, y, xv, yv, schedules, batch_size, seed, standardize):

@@ -9,34 +9,37 @@ import pytest
 
 from retraction_kedro.world import (
     SYSTEM_PROMPT,
+    TESTBED_BUILDERS,
     TRUTHFULNESS_TAGS,
-    build_embedded_world,
+    city_questions,
     country_phrase,
+    currency_questions,
+    embedded_builder,
     mentions_any,
     name_matches,
+    truthfulness_questions,
 )
-from retraction_kedro.world.geo import _COMPARISON_RATIO, _load_countries
+from retraction_kedro.world.geo import _COMPARISON_RATIO, _load_countries, well_known_cities, well_known_currencies
 
-VERIFICATION = {
-    "geo_city": {"system": "Be terse.", "template": "Which country is {name} in?"},
-    "geo_currency": {"system": "Be terse.", "template": "Which currency does {name} use?"},
-}
+TABLES = ("geo_city_train", "geo_city_test", "geo_currency_train", "geo_currency_test", "truthfulness_train", "truthfulness_test")
 
-TABLES = (
-    "geo_city_train",
-    "geo_city_test",
-    "geo_currency_train",
-    "geo_currency_test",
-    "truthfulness_train",
-    "truthfulness_test",
-    "verification_shots_geo_city",
-    "verification_shots_geo_currency",
-)
+
+def build_world(seed=0, min_city_population=100_000, min_answers=3, test_fraction=0.5, truthfulness_per_relation=400,
+                truthfulness_relations=TRUTHFULNESS_TAGS):  # fmt: skip
+    """The three builders' tables under one key each (the names the tests below use)."""
+    tables = {}
+    for prefix, (train, test) in (
+        ("geo_city", city_questions(seed, min_city_population, min_answers, test_fraction)),
+        ("geo_currency", currency_questions(seed, test_fraction)),
+        ("truthfulness", truthfulness_questions(seed, test_fraction, truthfulness_per_relation, truthfulness_relations)),
+    ):
+        tables |= {f"{prefix}_train": train, f"{prefix}_test": test}
+    return tables
 
 
 @pytest.fixture(scope="module")
 def world():
-    return build_embedded_world(verification=VERIFICATION)
+    return build_world()
 
 
 def test_tables_present_and_non_empty(world):
@@ -96,17 +99,29 @@ def test_geo_currency_rows(world):
     assert name_matches("Australia", by_name["Dollar"]["answers"])
 
 
-def test_verification_shots_use_the_given_templates(world):
+def test_country_names_are_mentioned_through_aliases_not_distractors(world):
     city = world["geo_city_train"][0]
     expected = [city["country"], *city["country_aliases"]]
     assert mentions_any(f"It is in {city['country']}.", expected, city["country_distractors"])
-    for key in ("verification_shots_geo_city", "verification_shots_geo_currency"):
-        shots = world[key]
-        assert [m["role"] for m in shots] == ["system", "user", "assistant", "user", "assistant"]
-        assert shots[0]["content"] == "Be terse."
-        assert all(m["content"] for m in shots)
-    assert world["verification_shots_geo_city"][1]["content"].startswith("Which country is ")
-    assert world["verification_shots_geo_currency"][1]["content"].startswith("Which currency does ")
+
+
+@pytest.mark.parametrize("count", [0, 2, 5])
+def test_well_known_facts_come_in_the_asked_number_one_per_value(count):
+    countries = {c.name: c for c in _load_countries().values()}
+    cities = well_known_cities(0, count)
+    assert len(cities) == count and len({country for _, country in cities}) == count
+    assert all(country in countries for _, country in cities)
+    currencies = well_known_currencies(0, count)
+    assert len(currencies) == count and len({currency for _, currency in currencies}) == count
+    by_phrase = {country_phrase(c.name): c for c in countries.values()}
+    assert all(by_phrase[subject].currency == currency for subject, currency in currencies)
+    assert well_known_cities(1, 5) != well_known_cities(0, 5)  # the seed picks the examples
+
+
+def test_builders_are_known_by_name_and_an_unknown_name_is_refused():
+    assert set(TESTBED_BUILDERS) == {"city_in_country", "country_by_currency"}
+    with pytest.raises(ValueError, match=r"source.embedded 'city_in_town' is not an embedded testbed builder; choose one of"):
+        embedded_builder("city_in_town")
 
 
 def test_truthfulness_rows_balanced(world):
@@ -190,15 +205,15 @@ def test_truthfulness_answers_stay_in_their_split(world):
 
 
 def test_truthfulness_relations_can_be_chosen():
-    w = build_embedded_world(truthfulness_per_relation=40, truthfulness_relations=["capital", "population"])
+    w = build_world(truthfulness_per_relation=40, truthfulness_relations=["capital", "population"])
     rows = w["truthfulness_train"] + w["truthfulness_test"]
     assert Counter(r["tag"] for r in rows) == {"capital": 40, "population": 40}
 
 
 def test_determinism_and_seed():
-    a = build_embedded_world(seed=0, truthfulness_per_relation=40)
-    b = build_embedded_world(seed=0, truthfulness_per_relation=40)
-    c = build_embedded_world(seed=1, truthfulness_per_relation=40)
+    a = build_world(seed=0, truthfulness_per_relation=40)
+    b = build_world(seed=0, truthfulness_per_relation=40)
+    c = build_world(seed=1, truthfulness_per_relation=40)
     assert a == b
     assert {r["country_code"] for r in a["geo_city_test"]} != {r["country_code"] for r in c["geo_city_test"]}
     assert {r["currency"] for r in a["geo_currency_test"]} != {r["currency"] for r in c["geo_currency_test"]}
@@ -207,7 +222,7 @@ def test_determinism_and_seed():
 
 
 def test_test_fraction_sizes():
-    w = build_embedded_world(test_fraction=0.25, truthfulness_per_relation=40)
+    w = build_world(test_fraction=0.25, truthfulness_per_relation=40)
     n_train, n_test = len(w["geo_city_train"]), len(w["geo_city_test"])
     assert n_test == round((n_train + n_test) * 0.25)
 
@@ -227,4 +242,4 @@ def test_test_fraction_sizes():
 )
 def test_impossible_parameters_raise(kwargs, param):
     with pytest.raises(ValueError, match=param):
-        build_embedded_world(**kwargs)
+        build_world(**kwargs)

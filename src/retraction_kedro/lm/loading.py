@@ -197,6 +197,34 @@ def _not_found_message(spec: ModelSpec, error: Exception) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """What settings are checked against before any weights load: depth and tokenizer."""
+
+    num_layers: int
+    tokenizer: Any
+
+
+def model_shape(spec: ModelSpec) -> ModelShape:
+    """Depth and tokenizer of ``spec``'s model from its config and tokenizer files (no weights; the
+    embedded model's GGUF header when it was never dequantized)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    target = Path(spec.cache_dir) / model_slug(EMBEDDED_MODEL_ID)
+    if spec.name == EMBEDDED_MODEL_ID and not _complete_model_dir(target):
+        gguf = embedded_gguf_path()
+        source, options = str(gguf.parent), {"gguf_file": gguf.name}
+    else:
+        source, options = resolve_model_source(spec), {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    try:
+        config = AutoConfig.from_pretrained(source, **options)
+        tokenizer = AutoTokenizer.from_pretrained(source, **options)
+    except (OSError, ValueError) as error:
+        raise ModelNotFoundError(_not_found_message(spec, error)) from None
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return ModelShape(num_layers=text_config.num_hidden_layers, tokenizer=tokenizer)
+
+
 def load_weights(spec: ModelSpec) -> tuple[Any, Any]:
     """Tokenizer and model as ``from_pretrained`` gives them (dtype and sharding from ``spec``), on the
     CPU unless ``device_map`` placed them; errors become one ``ModelNotFoundError`` message."""

@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from retraction_kedro.lm import ModelSpec
+from retraction_kedro.config.parameters import ModelParameters
 
 
 def base_model_spec(model: dict[str, Any]) -> dict[str, Any]:
-    """The ``model`` parameters, checked before any model work starts."""
-    ModelSpec.from_params(model)
-    return dict(model)
+    """The ``model`` parameters, checked, as the record of which weights the namespace ran."""
+    return ModelParameters.parse(model, "model").model_dump()
 
 
 def finetuned_model_spec(model: dict[str, Any], finetuned_dir: str) -> dict[str, Any]:
     """The base model with the LoRA adapter saved by the sft pipeline (merged in at load time)."""
-    adapter = Path(finetuned_dir) / "adapter"
-    spec = {**model, "adapter": str(adapter)}
-    ModelSpec.from_params(spec)
-    return spec
+    return ModelParameters.parse({**model, "adapter": str(Path(finetuned_dir) / "adapter")}, "model").model_dump()

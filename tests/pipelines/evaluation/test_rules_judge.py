@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from retraction_kedro.pipelines.evaluation.rules_judge import has_retraction_cue, names_contradicting_value, rules_judge
-from retraction_kedro.world import build_embedded_world
+from retraction_kedro.world import city_questions, currency_questions
 
 FIXTURE = Path(__file__).parent / "fixtures" / "judge_fixture.jsonl"
 FIELDS = {"geo_city": "country", "geo_currency": "currency"}
@@ -17,11 +17,8 @@ FIELDS = {"geo_city": "country", "geo_currency": "currency"}
 
 @pytest.fixture(scope="module")
 def constraint_values():
-    world = build_embedded_world()
-    return {
-        testbed: sorted({row[field] for split in ("train", "test") for row in world[f"{testbed}_{split}"]})
-        for testbed, field in FIELDS.items()
-    }
+    tables = {"geo_city": city_questions(), "geo_currency": currency_questions()}
+    return {testbed: sorted({row[field] for split in tables[testbed] for row in split}) for testbed, field in FIELDS.items()}
 
 
 def test_fixture_is_large_enough_and_has_both_classes():

@@ -2,22 +2,42 @@ import polars as pl
 import pytest
 import torch
 
-from retraction_kedro.pipelines.interventions import nodes
+from retraction_kedro.config import ParameterError
+from retraction_kedro.config.interventions import InterventionParameters, LayerBand, SteeringSetting
+from retraction_kedro.pipelines.evaluation.nodes import judge_continuations
+from retraction_kedro.pipelines.interventions import nodes, runs
+from retraction_kedro.pipelines.interventions.factory import SteeringVectors
+from tests.conftest import make_testbed, model_params
 
-TESTBED = {"verification": {"expected_field": "country", "alias_field": None}}
+TESTBED = make_testbed()
 QUESTIONS = pl.DataFrame([{"country": c, "question": f"Name a city in {c}."} for c in ("Germany", "France")])
-EVALUATION = {"judge": "rules"}
+EVALUATION = {"judge": "rules", "llm_judge": {"model": {"name": "tiny"}}}
+EVIDENCE = {"seed": 0, "resamples": 200}
 RUNTIME = {"resume_dir": None, "show_progress": False}
+ACTIVATIONS = {"max_new_tokens": 6, "suffix": "", "layers": None, "position": -1, "dtype": "float32"}
+BAND = {"first": 0, "last": 1}
 SETTINGS = {
-    "normalize_directions": True, "max_new_tokens": 6,
-    "steering": {"layers": [0, 1], "alpha": 2.0, "every_token": False, "ablate": True, "sweep_layers": [[0, 1], [1, 2]], "sweep_alphas": [1.0]},
-    "patching": {"suffix": " is", "steer_position": -2, "value_position": -2, "attention_position": -1, "alpha": 2.0, "top_k_heads": 2},
+    "max_new_tokens": 6,
+    "sweep": {"split": "train", "bands": [{"first": 0, "last": 1}, {"from_fraction": 0.5, "to_fraction": 1.0}], "alphas": [0.5],
+              "scale": "relative", "directions": ["mean_difference", "probe"]},
+    "configurations": [
+        {"name": "steer_none", "kind": "none"},
+        {"name": "steer_neg", "kind": "steer", "from_sweep": True, "sign": -1},
+        {"name": "steer_probe_neg", "kind": "steer", "steering": {"layers": BAND, "alpha": -2.0, "scale": "relative", "direction": "probe"}},
+        {"name": "steer_ablate", "kind": "ablate", "steering": {"layers": BAND, "alpha": 1.0}},
+        {"name": "patch_none", "kind": "none", "suffix": " is"},
+        {"name": "patch_steered_neg", "kind": "steer", "suffix": " is", "position": -2, "steering": {"layers": BAND, "alpha": -3.0}},
+        {"name": "patch_values_neg", "kind": "value_patch", "source": "patch_steered_neg", "suffix": " is", "position": -2},
+        {"name": "patch_attention_neg", "kind": "attention_patch", "source": "patch_steered_neg", "suffix": " is", "position": -1},
+        {"name": "patch_attention_top2_neg", "kind": "attention_patch", "source": "patch_steered_neg", "suffix": " is", "position": -1,
+         "top_k_heads": 2},
+    ],
 }  # fmt: skip
 
 
 def continuations():
     rows = [("Name a city in Germany.", "Germany", "Lyon", False), ("Name a city in Germany.", "Germany", "Bonn", True),
-            ("Name a city in France.", "France", "Paris", True)]  # fmt: skip
+            ("Name a city in France.", "France", "Paris", True), ("Name a city in France.", "France", "Rome", False)]  # fmt: skip
     return pl.DataFrame([
         {"question": q, "country": c, "name": n, "result": r, "index": i,
          "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": n}]}
@@ -25,47 +45,117 @@ def continuations():
     ])  # fmt: skip
 
 
-def test_directions_are_mean_correct_minus_mean_wrong():
-    hidden = torch.tensor([[[1.0, 0.0]], [[3.0, 2.0]], [[0.0, 1.0]]])  # 3 examples, 1 layer, 2 dims
-    index = pl.DataFrame({"label": [1, 1, 0]})
-    out = nodes.steering_directions({"hidden": hidden}, index, {"normalize_directions": False})
-    assert torch.allclose(out["directions"], torch.tensor([[2.0, 0.0]]))
-    unit = nodes.steering_directions({"hidden": hidden}, index, {"normalize_directions": True})
-    assert torch.allclose(unit["directions"].norm(dim=1), torch.ones(1))
+def test_directions_are_mean_correct_minus_mean_wrong_with_the_residual_norm():
+    hidden = torch.tensor([[[1.0, 0.0]], [[3.0, 4.0]], [[0.0, 1.0]]])  # 3 examples, 1 layer, 2 dims
+    out = nodes.steering_directions({"hidden": hidden}, pl.DataFrame({"label": [1, 1, 0]}))
+    assert torch.allclose(out["mean_difference"], torch.tensor([[2.0, 1.0]]))
+    assert torch.allclose(out["residual_norm"], torch.tensor([(1.0 + 5.0 + 1.0) / 3]))
     with pytest.raises(ValueError, match="both correct and wrong"):
-        nodes.steering_directions({"hidden": hidden}, pl.DataFrame({"label": [1, 1, 1]}), {})
+        nodes.steering_directions({"hidden": hidden}, pl.DataFrame({"label": [1, 1, 1]}))
+
+
+def test_steering_vectors_follow_the_scale_and_the_direction_source():
+    directions = {"mean_difference": torch.tensor([[3.0, 4.0], [0.0, 2.0], [1.0, 0.0]]), "residual_norm": torch.tensor([10.0, 20.0, 40.0]),
+                  "layers": torch.tensor([0, 1, 2])}  # fmt: skip
+    probes = {"weight": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), "std": torch.tensor([[2.0, 1.0], [1.0, 4.0], [1.0, 1.0]]),
+              "layers": torch.tensor([0, 1, 2])}  # fmt: skip
+    vectors = SteeringVectors.from_artifacts(directions, probes)
+    raw, size = vectors.steering(SteeringSetting(layers=LayerBand(first=0, last=1), alpha=-2.0), num_layers=3)
+    assert raw.layers == [0, 1] and raw.alpha == -2.0 and torch.equal(raw.directions[:2], directions["mean_difference"][:2])
+    assert size == pytest.approx((2 * 5 / 10 + 2 * 2 / 20) / 2)  # |alpha v| / residual norm, averaged over the band
+    relative, size = vectors.steering(SteeringSetting(layers=LayerBand(from_fraction=0.5, to_fraction=1.0), alpha=0.1, scale="relative"), 3)
+    assert relative.layers == [1, 2] and size == pytest.approx(0.1)
+    assert torch.allclose(relative.directions[1:].norm(dim=1), torch.tensor([20.0, 40.0]))  # unit direction x typical norm
+    probe, _ = vectors.steering(SteeringSetting(layers=LayerBand(first=0, last=0), alpha=1.0, scale="relative", direction="probe"), 3)
+    assert torch.allclose(probe.directions[0], torch.tensor([10.0, 0.0]))  # weight / std = (0.5, 0), rescaled to norm 10
+    one, _ = vectors.steering(SteeringSetting(layers=LayerBand(first=1, last=2), alpha=1.0, scale="relative", direction="probe",
+                                              direction_layer=0), 3)  # fmt: skip
+    assert torch.allclose(one.directions[2], torch.tensor([40.0, 0.0]))  # layer 0's direction at every layer of the band
+    with pytest.raises(ValueError, match=r"layers 0-5 lie outside the model's 3 layers"):
+        vectors.steering(SteeringSetting(layers=LayerBand(first=0, last=5), alpha=1.0), 3)
+    partial = SteeringVectors.from_artifacts({**directions, "layers": torch.tensor([0, 2, 4])})
+    with pytest.raises(ValueError, match=r"steering needs directions for layers \[1\], but activations.layers captured \[0, 2, 4\]"):
+        partial.steering(SteeringSetting(layers=LayerBand(first=0, last=1), alpha=1.0), 5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"configurations": [{"name": "steer_neg", "kind": "steer", "steering": {"layers": BAND, "alpha": 1}}]},
+         r"suffix '' needs exactly one configuration of kind none \(found \[\]\)"),
+        ({"configurations": [{"name": "steer_none", "kind": "none"}, {"name": "p", "kind": "value_patch", "source": "nothing"}]},
+         r"p: source 'nothing' must name a steer or ablate configuration with the same suffix"),
+        ({"configurations": [{"name": "steer_none", "kind": "none"}, {"name": "s", "kind": "steer", "steering": {"layers": BAND, "alpha": 1,
+                                                                                                             "wobble": 2}}]},
+         r"interventions.configurations\[1\].steering.wobble: unknown key \(got 2\)"),
+        ({"configurations": [{"name": "steer_none", "kind": "none"}, {"name": "s", "kind": "steer", "steering": {"layers": {"first": 4, "last": 2},
+                                                                                                             "alpha": 1}}]},
+         r"the band starts after it ends \(4 > 2\)"),
+        ({"sweep": {**SETTINGS["sweep"], "alphas": [0.5, -1.0]}}, r"interventions.sweep.alphas: alphas are magnitudes"),
+    ],
+)  # fmt: skip
+def test_impossible_configurations_fail_in_one_line_naming_the_parameter(change, message):
+    with pytest.raises(ParameterError, match=message) as error:
+        InterventionParameters.parse({**SETTINGS, **change}, "interventions")
+    assert "\n" not in str(error.value)
 
 
 @pytest.fixture
-def directions(tiny_lm, monkeypatch):
-    monkeypatch.setattr(nodes, "load_language_model", lambda params: tiny_lm)
-    hidden = torch.randn(6, tiny_lm.num_layers, tiny_lm.hidden_size, generator=torch.Generator().manual_seed(0))
-    return nodes.steering_directions({"hidden": hidden, "layers": torch.arange(tiny_lm.num_layers)}, pl.DataFrame({"label": [1, 0] * 3}), SETTINGS)
+def vectors_and_probes(tiny_lm, monkeypatch):
+    monkeypatch.setattr(runs, "load_language_model", lambda params: tiny_lm)
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(6, tiny_lm.num_layers, tiny_lm.hidden_size, generator=generator) * 3
+    directions = nodes.steering_directions({"hidden": hidden, "layers": torch.arange(tiny_lm.num_layers)}, pl.DataFrame({"label": [1, 0] * 3}))
+    probes = {"weight": torch.randn(tiny_lm.num_layers, tiny_lm.hidden_size, generator=generator),
+              "std": torch.ones(tiny_lm.num_layers, tiny_lm.hidden_size), "layers": torch.arange(tiny_lm.num_layers)}  # fmt: skip
+    return directions, probes
 
 
-def test_steering_runs_three_configurations_and_the_sweep(directions):
-    table, sweep, report, logged, figure = nodes.steer_continuations(
-        continuations(), directions, QUESTIONS, QUESTIONS.head(0), TESTBED, EVALUATION, SETTINGS, {"batch_size": 2}, RUNTIME
+def _judge(table):
+    return judge_continuations(table, QUESTIONS, QUESTIONS.head(0), TESTBED, EVALUATION, RUNTIME)
+
+
+def test_every_configuration_runs_and_is_compared_with_its_baseline(vectors_and_probes):
+    directions, probes = vectors_and_probes
+    choice = {"setting": {"layers": BAND, "alpha": -0.5, "scale": "relative", "direction": "mean_difference"}}
+    evaluated = pl.DataFrame({"name": continuations()["name"], "response": [" is fine.", " is not in Germany.", " x.", " y."]})
+    table = nodes.run_interventions(continuations(), directions, probes, choice, evaluated, model_params(2), SETTINGS, ACTIVATIONS, RUNTIME)
+    names = [c["name"] for c in SETTINGS["configurations"]]
+    assert sorted(table["configuration"].unique().to_list()) == sorted(names) and table.height == 4 * len(names)
+    by_name = {name: table.filter(pl.col("configuration") == name) for name in names}
+    # the unsteered run is evaluation's own continuations (same generation settings), not generated again
+    assert by_name["steer_none"]["response"].to_list() == evaluated["response"].to_list()
+    assert by_name["steer_probe_neg"]["response"].to_list() != by_name["patch_none"]["response"].to_list()
+    assert set(by_name["patch_values_neg"]["suffix"].to_list()) == {" is"}
+    assert by_name["steer_neg"]["relative_size"][0] == pytest.approx(0.5)  # the sweep's choice, with the run's sign
+    report, logged = nodes.summarize_interventions(_judge(table), SETTINGS, EVIDENCE)
+    assert report["steer_probe_neg"]["baseline"] == "steer_none" and report["patch_values_neg"]["baseline"] == "patch_none"
+    change = report["steer_probe_neg"]["change"]["retraction_rate"]
+    assert {"value", "n", "ci_low", "ci_high", "p_value"} <= set(change) and change["n"] == 4
+    assert "steer_probe_neg.change.retraction_rate.p_value" in logged and "steer_none.retraction_rate.ci_high" in logged
+    # with evaluation's responses of other settings the baseline is generated here
+    other = nodes.run_interventions(continuations(), directions, probes, choice, evaluated, model_params(2), SETTINGS,
+                                    {**ACTIVATIONS, "max_new_tokens": 7}, RUNTIME)  # fmt: skip
+    assert other.filter(pl.col("configuration") == "steer_none")["response"].to_list() != evaluated["response"].to_list()
+
+
+def test_the_sweep_runs_every_setting_on_its_split_and_chooses_by_the_written_rule(vectors_and_probes):
+    directions, probes = vectors_and_probes
+    train, test = continuations(), continuations().head(2)
+    table = nodes.run_steering_sweep(train, test, train.head(0), test.head(0), directions, probes, model_params(2), SETTINGS, ACTIVATIONS, RUNTIME)
+    settings = InterventionParameters.parse(SETTINGS, "interventions").sweep.settings()
+    assert table.height == 4 * (1 + len(settings)) and len(settings) == 2 * 2 * 2  # directions x bands x signed alphas
+    sweep, choice = nodes.summarize_steering_sweep(_judge(table), SETTINGS, EVIDENCE)
+    assert sweep.height == 1 + len(settings) and choice["split"] == "train" and choice["examples"] == 4
+
+    # The rule on hand-made verdicts: the most recall among negative settings that stay well-formed.
+    judged = _judge(table).with_columns(pl.lit(False).alias("retracted"), pl.lit(True).alias("well_formed"))
+    best, broken = settings[2].name, settings[0].name  # "mean_difference 1-2 -0.5" and "mean_difference 0-1 -0.5"
+    assert settings[2].alpha < 0 and settings[0].alpha < 0
+    wrong = ~pl.col("result")
+    judged = judged.with_columns(
+        pl.when(pl.col("configuration").is_in([best, broken]) & wrong).then(True).otherwise(pl.col("retracted")).alias("retracted"),
+        pl.when(pl.col("configuration") == broken).then(False).otherwise(pl.col("well_formed")).alias("well_formed"),
     )
-    assert table["configuration"].unique().sort().to_list() == ["steer_ablate", "steer_neg", "steer_none", "steer_pos"]
-    assert table.height == 12 and "retracted" in table.columns
-    assert sweep.height == 1 + 2 * 2  # baseline + bands x signed alphas
-    assert {"steer_none", "steer_neg", "steer_pos"} <= set(report)
-    assert "steer_neg.retraction_recall" in logged and logged["steer_neg.retraction_recall"]["step"] == 0
-    assert len(figure.data) == 2
-
-
-def test_patching_reports_every_kind(directions):
-    table, report, logged = nodes.patch_continuations(
-        continuations(), directions, QUESTIONS, QUESTIONS.head(0), TESTBED, EVALUATION, SETTINGS, {"batch_size": 2}, RUNTIME
-    )
-    expected = {"patch_none", "patch_steered_neg", "patch_values_neg", "patch_attention_neg", "patch_attention_top2_neg",
-                "patch_steered_pos", "patch_values_pos", "patch_attention_pos", "patch_attention_top2_pos"}  # fmt: skip
-    assert expected <= set(report)
-    assert set(table["suffix"].to_list()) == {" is"}
-    assert "patch_values_pos.retraction_rate" in logged
-
-
-def test_a_band_outside_the_directions_fails_clearly(directions):
-    with pytest.raises(ValueError, match=r"steering band \[2, 9\] needs directions for layers"):
-        nodes._layers([2, 9], directions)
+    _, choice = nodes.summarize_steering_sweep(judged, SETTINGS, EVIDENCE)
+    assert SteeringSetting.parse(choice["setting"], "choice").name == best  # broken text does not count

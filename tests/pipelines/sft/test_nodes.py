@@ -38,32 +38,41 @@ def test_bad_inputs_are_named():
 
 def test_finetuned_spec_points_at_the_adapter(tmp_path):
     spec = finetuned_model_spec({"name": "some/model", "batch_size": 8}, str(tmp_path / "lora"))
-    assert spec == {"name": "some/model", "batch_size": 8, "adapter": str(tmp_path / "lora" / "adapter")}
+    assert spec["adapter"] == str(tmp_path / "lora" / "adapter") and spec["name"] == "some/model" and spec["batch_size"] == 8
     with pytest.raises(ValueError, match="Unknown key"):
         finetuned_model_spec({"name": "m", "typo": 1}, str(tmp_path))
 
 
-def _retraction(recall):
-    return {"answer_accuracy": 0.5, "retraction_recall": recall, "retraction_precision": 1.0, "retraction_rate": recall / 2}
+def _judged(retracted: list[bool]) -> pl.DataFrame:
+    n = len(retracted)
+    return pl.DataFrame({"name": [f"n{i}" for i in range(n)], "result": [i % 2 == 0 for i in range(n)], "retracted": retracted,
+                         "judge_valid": [True] * n, "well_formed": [True] * n})  # fmt: skip
 
 
-def _prediction(accuracy, layer):
-    return {"best_layer_for_retraction_prediction": {"retraction_prediction_accuracy": accuracy, "layer": layer}}
+def _probe(value):
+    return {"value": value, "n": 10, "ci_low": value - 0.1, "ci_high": value + 0.1, "k": int(10 * value)}
 
 
-def test_comparison_rows_say_in_or_out_of_distribution():
-    reports = {}
-    for model, recall in (("base", 0.1), ("finetuned_a", 0.6), ("finetuned_b", 0.3)):
-        reports[f"probes__{model}__truth"] = {"best_layer": {"accuracy": 0.7, "layer": 3}}
+def test_each_model_is_compared_with_the_base_on_the_same_examples():
+    inputs = {}
+    wrong_retracted = {"base": 0, "finetuned_a": 6, "finetuned_b": 2}  # of the 6 wrong answers (odd rows)
+    for model, count in wrong_retracted.items():
+        inputs[f"probes__{model}__truth"] = {"best_layer": {"accuracy": _probe(0.7), "layer": 3}}
         for testbed in ("a", "b"):
-            reports[f"retraction__{model}__{testbed}"] = _retraction(recall)
-            reports[f"prediction__{model}__{testbed}"] = _prediction(0.8, 2)
-    table, metrics = compare_with_base(**reports)
+            inputs[f"judged__{model}__{testbed}"] = _judged([i % 2 == 1 and i // 2 < count for i in range(12)])
+            inputs[f"prediction__{model}__{testbed}"] = {"best_layer_for_retraction_prediction": {"retraction_prediction_accuracy": _probe(0.8), "layer": 2}}
+    table, metrics = compare_with_base({"a": "truth", "b": "truth"}, {"seed": 0, "resamples": 200}, **inputs)
     assert [(r["model"], r["evaluated_on"], r["distribution"]) for r in table] == [
         ("base", "a", "base"), ("base", "b", "base"),
         ("finetuned_a", "a", "in"), ("finetuned_a", "b", "out"),
         ("finetuned_b", "a", "out"), ("finetuned_b", "b", "in"),
     ]  # fmt: skip
-    assert table[3]["retraction_recall"] == 0.6 and table[3]["trained_on"] == "a"
-    assert metrics["finetuned_b.a.retraction_recall"] == {"value": 0.3, "step": 0}
+    change = table[3]["change"]["retraction_recall"]
+    assert table[3]["retraction_recall"]["value"] == 1.0 and change["value"] == 1.0 and change["treatment_only"] == 6
+    assert change["p_value"] == pytest.approx(2 * 0.5**6)  # exact McNemar: 6 discordant pairs, all one way
+    assert "change" not in table[0]  # the base model is the reference
+    assert metrics["finetuned_b.a.retraction_recall"] == {"value": pytest.approx(2 / 6), "step": 0}
+    assert metrics["finetuned_b.a.change.retraction_recall.p_value"]["value"] == pytest.approx(0.5)
     assert metrics["base.a.probe_truthfulness_accuracy"]["value"] == 0.7
+    with pytest.raises(ValueError, match="same examples in the same order"):
+        compare_with_base({"a": "truth", "b": "truth"}, {"seed": 0}, **{**inputs, "judged__finetuned_a__a": inputs["judged__base__a"].reverse()})

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 import torch
 
+from retraction_kedro.config.parameters import ActivationParameters, ModelParameters, RuntimeParameters
 from retraction_kedro.datasets import rows_to_frame
 from retraction_kedro.lm import (
     GenerationSettings,
@@ -30,32 +31,41 @@ def _continuation_prompts(lm, rows: list[dict[str, Any]], suffix: str, source: s
     return prompts
 
 
-def _hidden(lm, prompts: list[str], activations: dict[str, Any], model: dict[str, Any], runtime: dict[str, Any], desc: str) -> dict[str, torch.Tensor]:
+def _hidden(lm, prompts: list[str], settings: ActivationParameters, model: ModelParameters, run: RuntimeParameters, desc: str) -> dict[str, torch.Tensor]:
     states = capture_hidden_states(
-        lm, prompts, layers=activations.get("layers"), position=activations.get("position", -1),
-        batch_size=model.get("batch_size", 16), resume_dir=runtime.get("resume_dir"), desc=desc,
-        show_progress=runtime.get("show_progress", True),
-        out_dtype=getattr(torch, activations.get("dtype", "float32")),
+        lm, prompts, layers=settings.layers, position=settings.position, batch_size=model.batch_size,
+        resume_dir=run.resume_dir, desc=desc, show_progress=run.show_progress, out_dtype=getattr(torch, settings.dtype),
     )  # fmt: skip
-    layers = activations.get("layers") or list(range(lm.num_layers))
+    layers = settings.layers or list(range(lm.num_layers))
     return {"hidden": states, "layers": torch.tensor(sorted(layers), dtype=torch.long)}
 
 
+def _parse(activations: dict[str, Any], model_spec: dict[str, Any], runtime: dict[str, Any]):
+    return (
+        ActivationParameters.parse(activations, "activations"),
+        ModelParameters.parse(model_spec, "model"),
+        RuntimeParameters.parse(runtime, "runtime"),
+    )
+
+
 def truthfulness_hidden_states(
-    questions: pl.DataFrame, activations: dict[str, Any], model: dict[str, Any], runtime: dict[str, Any]
+    questions: pl.DataFrame, source_manifest: dict[str, Any], activations: dict[str, Any], model_spec: dict[str, Any], runtime: dict[str, Any]
 ) -> tuple[dict[str, torch.Tensor], pl.DataFrame]:
-    """Hidden states at the last token of the candidate answer (trailing period stripped, no system turn)."""
+    """Hidden states at the last token of the candidate answer (trailing period stripped, no system turn).
+
+    ``source_manifest`` orders this after the questions are fetched or built."""
     rows = questions.to_dicts()
     if not rows:
         raise ValueError("The truthfulness question table is empty")
-    lm = load_language_model(model)
+    settings, model, run = _parse(activations, model_spec, runtime)
+    lm = load_language_model(model.spec)
     prompts = []
     for row in rows:
         turns = [m for m in row["messages"] if m["role"] != "system"]
         answer = str(row["answer"]).strip().rstrip(".").strip()
         turns = [t for t in turns if t["role"] != "assistant"] + [{"role": "assistant", "content": answer}]
         prompts.append(continuation_prompt(lm.tokenizer, turns))
-    states = _hidden(lm, prompts, activations, model, runtime, "truthfulness hidden states")
+    states = _hidden(lm, prompts, settings, model, run, "truthfulness hidden states")
     index = pl.DataFrame(
         {
             "row": list(range(len(rows))),
@@ -69,32 +79,31 @@ def truthfulness_hidden_states(
 
 
 def continue_answers(
-    continuations: pl.DataFrame, activations: dict[str, Any], model: dict[str, Any], runtime: dict[str, Any]
+    continuations: pl.DataFrame, activations: dict[str, Any], model_spec: dict[str, Any], runtime: dict[str, Any]
 ) -> pl.DataFrame:
     """Greedy continuation of 'question -> the model's answer', first line only (the paper's setting)."""
     rows = continuations.to_dicts()
     if not rows:
         raise ValueError("The continuation set is empty; run data_construction first")
-    lm = load_language_model(model)
-    suffix = activations.get("suffix") or ""
-    prompts = _continuation_prompts(lm, rows, suffix, "continuation set")
-    settings = GenerationSettings(
-        max_new_tokens=activations["max_new_tokens"], stop_at_newline=True, batch_size=model.get("batch_size", 16)
-    )
-    responses = generate_texts(lm, prompts, settings, runtime.get("resume_dir"), "continue answers", runtime.get("show_progress", True))
+    settings, model, run = _parse(activations, model_spec, runtime)
+    lm = load_language_model(model.spec)
+    prompts = _continuation_prompts(lm, rows, settings.suffix, "continuation set")
+    generation = GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_newline=True, batch_size=model.batch_size)
+    responses = generate_texts(lm, prompts, generation, run.resume_dir, "continue answers", run.show_progress)
     for row, response in zip(rows, responses):
-        row["suffix"] = suffix
+        row["suffix"] = settings.suffix
         row["response"] = response
     return rows_to_frame(rows)
 
 
 def continuation_hidden_states(
-    continuations: pl.DataFrame, activations: dict[str, Any], model: dict[str, Any], runtime: dict[str, Any]
+    continuations: pl.DataFrame, activations: dict[str, Any], model_spec: dict[str, Any], runtime: dict[str, Any]
 ) -> dict[str, torch.Tensor]:
     """Hidden states at the last prompt token (the answer's last token, or the suffix)."""
     rows = continuations.to_dicts()
     if not rows:
         raise ValueError("The continuation set is empty; run data_construction first")
-    lm = load_language_model(model)
-    prompts = _continuation_prompts(lm, rows, activations.get("suffix") or "", "continuation set")
-    return _hidden(lm, prompts, activations, model, runtime, "continuation hidden states")
+    settings, model, run = _parse(activations, model_spec, runtime)
+    lm = load_language_model(model.spec)
+    prompts = _continuation_prompts(lm, rows, settings.suffix, "continuation set")
+    return _hidden(lm, prompts, settings, model, run, "continuation hidden states")

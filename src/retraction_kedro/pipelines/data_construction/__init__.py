@@ -1,5 +1,5 @@
 """data_construction: model-specific continuation sets (the paper's recipe)."""
 
-from .pipeline import create_paper_pipeline, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["create_paper_pipeline", "create_pipeline"]
+__all__ = ["create_pipeline"]

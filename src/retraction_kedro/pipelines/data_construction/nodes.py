@@ -13,16 +13,20 @@ from typing import Any
 
 import polars as pl
 
-from retraction_kedro.datasets import rows_to_frame
-from retraction_kedro.lm import (
-    GenerationSettings,
-    chat_prompt,
-    generate_texts,
-    load_language_model,
+from retraction_kedro.config.parameters import (
+    ConstructionParameters,
+    ModelParameters,
+    PaperDataParameters,
+    QuestionSource,
+    RuntimeParameters,
+    TestbedParameters,
+    TruthfulnessParameters,
+    WorldParameters,
 )
+from retraction_kedro.datasets import rows_to_frame
+from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model
 from retraction_kedro.sources.paper import fetch_paper_files
-from retraction_kedro.testbeds import constraint_values
-from retraction_kedro.world import build_embedded_world, mentions_any, name_matches
+from retraction_kedro.world import embedded_builder, mentions_any, name_matches
 
 from .answers import STATUS_IDK, STATUS_INVALID, STATUS_OK, extract_answer, extractor_messages, read_extraction
 
@@ -35,28 +39,76 @@ class ConstructionError(RuntimeError):
     """A construction stage left a class empty; the message carries the per-stage counts."""
 
 
-# ---------------------------------------------------------------- raw sources
+# ---------------------------------------------------------------- question sources
 
 
-def build_world_tables(world: dict[str, Any], city: dict[str, Any], currency: dict[str, Any]) -> tuple[Any, ...]:
-    """The embedded offline world: two testbeds' free questions, a truthfulness QA set, and
-    verification shots on well-known facts asked with each testbed's own template."""
-    tables = build_embedded_world(**world, verification={"geo_city": city["verification"], "geo_currency": currency["verification"]})
-    names = (
-        "geo_city_train", "geo_city_test", "geo_currency_train", "geo_currency_test",
-        "truthfulness_train", "truthfulness_test",
-    )  # fmt: skip
-    manifest = {name: len(tables[name]) for name in names}
-    logger.info("Embedded world: %s", manifest)
-    shots = (tables["verification_shots_geo_city"], tables["verification_shots_geo_currency"])
-    return (*(rows_to_frame(tables[name]) for name in names), *shots, manifest)
+def _manifest(name: str, source: QuestionSource, train: int, test: int, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "source": source.model_dump(exclude_none=True), "rows": {"train": train, "test": test}, **extra}
 
 
-def fetch_paper_data(paper_data: dict[str, Any]) -> dict[str, Any]:
-    """Make sure the paper's files are under ``root`` (downloaded when online); returns a manifest."""
-    options = {key: paper_data[key] for key in ("base_url", "allow_download", "timeout") if paper_data.get(key) is not None}
-    paths = fetch_paper_files(paper_data["root"], paper_data["files"], **options)
-    return {key: str(path) for key, path in sorted(paths.items())}
+def build_embedded_questions(world: dict[str, Any], testbed: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, str]], dict[str, Any]]:
+    """A testbed of the embedded world: free questions, and worked verification examples on
+    well-known facts asked with the testbed's own template."""
+    entry = TestbedParameters.parse(testbed, "testbed")
+    settings = WorldParameters.parse(world, "world")
+    builder = embedded_builder(entry.source.embedded)
+    train, test = builder.tables(settings.model_dump())
+    verification = entry.verification
+    shots: list[dict[str, str]] = [{"role": "system", "content": verification.system}]
+    for subject, value in builder.facts(settings.seed, verification.shots):
+        shots += [{"role": "user", "content": verification.template.format(name=subject)}, {"role": "assistant", "content": value}]
+    logger.info("Embedded questions (%s): %d train, %d test", entry.source.embedded, len(train), len(test))
+    return rows_to_frame(train), rows_to_frame(test), shots, _manifest(entry.source.embedded, entry.source, len(train), len(test))
+
+
+def build_embedded_truthfulness(world: dict[str, Any], truthfulness: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """A labelled truthfulness set of the embedded world."""
+    entry = TruthfulnessParameters.parse(truthfulness, "truthfulness")
+    train, test = embedded_builder(entry.source.embedded, truthfulness=True).tables(WorldParameters.parse(world, "world").model_dump())
+    return rows_to_frame(train), rows_to_frame(test), _manifest(entry.source.embedded, entry.source, len(train), len(test))
+
+
+def fetch_paper_questions(paper_data: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """The paper's two files of a source under ``paper_data.root`` (downloaded when online and missing)."""
+    settings = PaperDataParameters.parse(paper_data, "paper_data")
+    parsed = QuestionSource.parse(source, "source")
+    options = {"allow_download": settings.allow_download, "timeout": settings.timeout}
+    if settings.base_url:
+        options["base_url"] = settings.base_url
+    paths = fetch_paper_files(settings.root, [parsed.paper["train"], parsed.paper["test"]], **options)
+    rows = {split: sum(1 for _ in open(paths[key], encoding="utf-8")) for split, key in parsed.paper.items()}
+    return _manifest("paper", parsed, rows["train"], rows["test"], files={key: str(path) for key, path in sorted(paths.items())})
+
+
+def describe_question_files(train_questions: pl.DataFrame, test_questions: pl.DataFrame, testbed: dict[str, Any]) -> dict[str, Any]:
+    """Check a testbed's own question files beyond their fields: every row has answers and a constraint value."""
+    entry = TestbedParameters.parse(testbed, "testbed")
+    for split, frame in (("train", train_questions), ("test", test_questions)):
+        path = entry.source.files[split] if entry.source.files else split
+        for number, row in enumerate(frame.iter_rows(named=True), start=1):
+            answers = row["answers"]
+            if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+                raise ValueError(f"{path}, row {number}: field 'answers' must be a non-empty list of names, got {answers!r:.80}")
+            if not entry.constraint_values(row):
+                raise ValueError(f"{path}, row {number}: field {entry.constraint_field!r} (the testbed's constraint_field) is empty")
+            messages = row["messages"]
+            if not messages or messages[-1].get("role") != "user":
+                raise ValueError(f"{path}, row {number}: field 'messages' must end with the user's question")
+    return _manifest("files", entry.source, train_questions.height, test_questions.height)
+
+
+def describe_truthfulness_files(train_questions: pl.DataFrame, test_questions: pl.DataFrame) -> dict[str, Any]:
+    """Check a truthfulness set of one's own: labels are 0/1 and each split holds both."""
+    counts = {}
+    for split, frame in (("train", train_questions), ("test", test_questions)):
+        labels = frame["label"].to_list()
+        bad = next((number for number, label in enumerate(labels, start=1) if label not in (0, 1) or isinstance(label, float)), None)
+        if bad is not None:
+            raise ValueError(f"truthfulness {split} questions, row {bad}: field 'label' must be 0 or 1, got {labels[bad - 1]!r}")
+        if len(set(labels)) < 2:
+            raise ValueError(f"truthfulness {split} questions hold only label {labels[0] if labels else None!r}; probes need both 0 and 1")
+        counts[split] = len(labels)
+    return {"name": "files", "rows": counts}
 
 
 # ---------------------------------------------------------------- construction
@@ -85,8 +137,8 @@ def _split_val(train: list[dict[str, Any]], fraction: float, seed: int) -> None:
         train[position]["split"] = "val"
 
 
-def _settings(model: dict[str, Any], **overrides: Any) -> GenerationSettings:
-    return GenerationSettings(batch_size=model.get("batch_size", 16), **overrides)
+def _generation(model: ModelParameters, **settings: Any) -> GenerationSettings:
+    return GenerationSettings(batch_size=model.batch_size, **settings)
 
 
 def sample_answers(
@@ -98,30 +150,31 @@ def sample_answers(
     model: dict[str, Any],
     runtime: dict[str, Any],
 ) -> pl.DataFrame:
-    """Sample free answers (temperature, several seeds), extract the first answer, judge correctness."""
-    seed = construction["seed"]
-    questions = _questions(train_questions, "train", construction.get("max_questions_per_split"), seed)
-    questions += _questions(test_questions, "test", construction.get("max_questions_per_split"), seed)
-    _split_val([q for q in questions if q["split"] == "train"], construction.get("val_fraction", 0.0), seed)
-    rejected = _all_constraint_values(questions, testbed) if testbed.get("reject_constraint_values") else []
-    lm = load_language_model(model)
+    """Sample free answers (temperature, several seeds), extract the first answer, judge correctness.
+
+    ``source_manifest`` orders sampling after the question source (a download, a build)."""
+    entry = TestbedParameters.parse(testbed, "testbed")
+    recipe = ConstructionParameters.parse(construction, "construction")
+    model_settings, run = ModelParameters.parse(model, "model"), RuntimeParameters.parse(runtime, "runtime")
+    questions = _questions(train_questions, "train", recipe.max_questions_per_split, recipe.seed)
+    questions += _questions(test_questions, "test", recipe.max_questions_per_split, recipe.seed)
+    _split_val([q for q in questions if q["split"] == "train"], recipe.val_fraction, recipe.seed)
+    rejected = _all_constraint_values(questions, entry) if entry.reject_constraint_values else []
+    lm = load_language_model(model_settings.spec)
     prompts = [chat_prompt(lm.tokenizer, q["messages"]) for q in questions]
     rows: list[dict[str, Any]] = []
-    for sample_seed in testbed.get("sample_seeds") or construction["sample_seeds"]:
-        settings = _settings(
-            model, max_new_tokens=construction["answer_max_new_tokens"], do_sample=True,
-            temperature=construction["temperature"], top_p=construction["top_p"], seed=sample_seed,
+    for sample_seed in entry.sample_seeds or recipe.sample_seeds:
+        settings = _generation(
+            model_settings, max_new_tokens=recipe.answer_max_new_tokens, do_sample=True,
+            temperature=recipe.temperature, top_p=recipe.top_p, seed=sample_seed,
         )  # fmt: skip
-        responses = generate_texts(
-            lm, prompts, settings, runtime.get("resume_dir"), f"sample answers (seed {sample_seed})",
-            runtime.get("show_progress", True),
-        )  # fmt: skip
-        extracted = _extract_with_llm(lm, questions, responses, construction, model, runtime)
+        responses = generate_texts(lm, prompts, settings, run.resume_dir, f"sample answers (seed {sample_seed})", run.show_progress)
+        extracted = _extract_with_llm(lm, questions, responses, recipe, model_settings, run)
         for question, response, output in zip(questions, responses, extracted):
             if output is None:
-                name, status = extract_answer(response, testbed["min_name_words"], testbed["max_name_words"])
+                name, status = extract_answer(response, entry.min_name_words, entry.max_name_words)
             else:
-                name, status = read_extraction(output, response, testbed["min_name_words"], testbed["max_name_words"])
+                name, status = read_extraction(output, response, entry.min_name_words, entry.max_name_words)
             if name and rejected and name_matches(name, rejected):
                 name, status = None, STATUS_INVALID  # e.g. a country named where a city was asked for
             rows.append({
@@ -132,20 +185,16 @@ def sample_answers(
     return pl.DataFrame(rows, schema_overrides={"name": pl.String}, infer_schema_length=None)
 
 
-def _extract_with_llm(lm, questions, responses, construction, model, runtime) -> list[str | None]:
+def _extract_with_llm(lm, questions, responses, recipe: ConstructionParameters, model: ModelParameters, run: RuntimeParameters) -> list[str | None]:
     """With ``construction.extractor: llm`` the subject model (or ``llm_extractor.model``) reads off the answer."""
-    extractor = construction.get("extractor", "rules")
-    if extractor == "rules":
+    if recipe.extractor == "rules":
         return [None] * len(responses)
-    if extractor != "llm":
-        raise ValueError(f"construction.extractor must be 'rules' or 'llm', got {extractor!r}")
-    options = construction.get("llm_extractor") or {}
-    reader = load_language_model(options["model"]) if options.get("model") else lm
+    options = recipe.llm_extractor
+    reader = load_language_model(options.model) if options.model else lm
     prompts = [chat_prompt(reader.tokenizer, extractor_messages(q["question"], r)) for q, r in zip(questions, responses)]
-    settings = _settings(model, max_new_tokens=options.get("max_new_tokens", 16))
-    outputs = generate_texts(reader, prompts, settings, runtime.get("resume_dir"), "extract answers", runtime.get("show_progress", True))
+    outputs = generate_texts(reader, prompts, _generation(model, max_new_tokens=options.max_new_tokens), run.resume_dir, "extract answers", run.show_progress)
     if reader is not lm:
-        load_language_model(model)  # the subject model is needed again for the next seed
+        load_language_model(model.spec)  # the subject model is needed again for the next seed
     return outputs
 
 
@@ -161,50 +210,62 @@ def verify_answers(
 ) -> pl.DataFrame:
     """Ask the model the verification question about each distinct answer it gave, after ``shots``
     (worked examples). ``confirmed`` means the response names the question's value."""
-    verification = testbed["verification"]
+    entry = TestbedParameters.parse(testbed, "testbed")
+    recipe = ConstructionParameters.parse(construction, "construction")
+    model_settings, run = ModelParameters.parse(model, "model"), RuntimeParameters.parse(runtime, "runtime")
     by_split = {"train": train_questions.to_dicts(), "test": test_questions.to_dicts()}
     distinct = (
         samples.filter(pl.col("status") == STATUS_OK)
         .group_by(["split", "index", "name"], maintain_order=True)
         .agg(pl.col("result").first(), pl.len().alias("times_sampled"))
     )
-    lm = load_language_model(model)
+    lm = load_language_model(model_settings.spec)
     rows, prompts = [], []
-    for entry in distinct.iter_rows(named=True):
-        question = _question(by_split, entry["split"], entry["index"])
-        messages = shots + [{"role": "user", "content": verification["template"].format(name=entry["name"], **question)}]
+    for row in distinct.iter_rows(named=True):
+        question = _question(by_split, row["split"], row["index"])
+        messages = shots + [{"role": "user", "content": _verification_question(entry.verification.template, row["name"], question)}]
         prompts.append(chat_prompt(lm.tokenizer, messages))
-        rows.append({**entry, "verification_question": messages[-1]["content"]})
-    settings = _settings(model, max_new_tokens=construction["verification_max_new_tokens"])
-    responses = generate_texts(lm, prompts, settings, runtime.get("resume_dir"), "verify answers", runtime.get("show_progress", True))
+        rows.append({**row, "verification_question": messages[-1]["content"]})
+    settings = _generation(model_settings, max_new_tokens=recipe.verification_max_new_tokens)
+    responses = generate_texts(lm, prompts, settings, run.resume_dir, "verify answers", run.show_progress)
     for row, response in zip(rows, responses):
         question = _question(by_split, row["split"], row["index"])
         row["verification_response"] = response
-        distractors = question.get(verification.get("distractor_field") or "", None) or []
-        row["confirmed"] = mentions_any(response, constraint_values(question, verification), distractors)
+        distractors = question.get(entry.distractor_field or "", None) or []
+        row["confirmed"] = mentions_any(response, entry.constraint_values(question), distractors)
         row["kept"] = row["confirmed"] == row["result"]
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(
         schema={"split": pl.String, "index": pl.Int64, "name": pl.String, "result": pl.Boolean, "kept": pl.Boolean}
     )
 
 
-def _all_constraint_values(questions: list[dict[str, Any]], testbed: dict[str, Any]) -> list[str]:
+def _all_constraint_values(questions: list[dict[str, Any]], testbed: TestbedParameters) -> list[str]:
     """Every value the testbed's constraint takes (all countries of the city questions, say)."""
-    verification = testbed["verification"]
-    return sorted({value for question in questions for value in constraint_values(question, verification)})
+    return sorted({value for question in questions for value in testbed.constraint_values(question)})
 
 
-def verification_shots(train_questions: pl.DataFrame, testbed: dict[str, Any], construction: dict[str, Any]) -> list[dict[str, str]]:
-    """Worked examples for a testbed without a curated source: gold answers of its own training
-    questions with the value they must be linked to (no fact is hand-written)."""
-    verification, seed = testbed["verification"], construction["seed"]
+def question_file_shots(
+    train_questions: pl.DataFrame, source_manifest: dict[str, Any], testbed: dict[str, Any], construction: dict[str, Any]
+) -> list[dict[str, str]]:
+    """Worked examples for a testbed read from files: gold answers of its own training questions with
+    the value they must be linked to (no fact is hand-written). ``source_manifest`` orders this after
+    the files are fetched."""
+    entry = TestbedParameters.parse(testbed, "testbed")
+    verification, seed = entry.verification, ConstructionParameters.parse(construction, "construction").seed
     train = train_questions.to_dicts()
-    shots: list[dict[str, str]] = [{"role": "system", "content": verification["system"]}]
+    shots: list[dict[str, str]] = [{"role": "system", "content": verification.system}]
     candidates = [q for q in train if q.get("answers")]
-    for question in random.Random(f"{seed}-shots").sample(candidates, min(verification.get("shots", 2), len(candidates))):
-        shots.append({"role": "user", "content": verification["template"].format(name=question["answers"][0], **question)})
-        shots.append({"role": "assistant", "content": str(question[verification["expected_field"]])})
+    for question in random.Random(f"{seed}-shots").sample(candidates, min(verification.shots, len(candidates))):
+        shots.append({"role": "user", "content": _verification_question(verification.template, question["answers"][0], question)})
+        shots.append({"role": "assistant", "content": str(question[entry.constraint_field])})
     return shots
+
+
+def _verification_question(template: str, name: str, question: dict[str, Any]) -> str:
+    try:
+        return template.format(**{**question, "name": name})
+    except KeyError as error:
+        raise ValueError(f"Parameter verification.template {template!r} names the field {error.args[0]!r}, which the questions lack") from None
 
 
 def build_continuation_sets(
@@ -216,9 +277,11 @@ def build_continuation_sets(
     construction: dict[str, Any],
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any], dict[str, Any]]:
     """Keep verified answers, deduplicate, cap per question, balance, and write the paper's schema."""
+    entry = TestbedParameters.parse(testbed, "testbed")
+    recipe = ConstructionParameters.parse(construction, "construction")
     by_split = {"train": train_questions.to_dicts(), "test": test_questions.to_dicts()}
-    response_field = testbed["verification"]["response_field"]
-    rng = random.Random(f"{construction['seed']}-balance")
+    response_field = entry.verification.response_field
+    rng = random.Random(f"{recipe.seed}-balance")
     counts = _stage_counts(samples, verified)
     sets: dict[str, list[dict[str, Any]]] = {}
     kept = verified.filter(pl.col("kept")) if verified.height else verified
@@ -226,19 +289,19 @@ def build_continuation_sets(
         chosen = kept.filter(pl.col("split") == split).to_dicts() if kept.height else []
         per_question: Counter = Counter()
         rows = []
-        for entry in chosen:
-            if per_question[entry["index"]] >= construction["max_answers_per_question"]:
+        for answer in chosen:
+            if per_question[answer["index"]] >= recipe.max_answers_per_question:
                 continue
-            per_question[entry["index"]] += 1
-            question = _question(by_split, split, entry["index"])
+            per_question[answer["index"]] += 1
+            question = _question(by_split, split, answer["index"])
             row = {k: v for k, v in question.items() if k != "answers"}
             row.update({
-                "messages": list(question["messages"]) + [{"role": "assistant", "content": entry["name"]}],
-                "name": entry["name"], "result": bool(entry["result"]), "index": entry["index"],
-                response_field: entry["verification_response"],
+                "messages": list(question["messages"]) + [{"role": "assistant", "content": answer["name"]}],
+                "name": answer["name"], "result": bool(answer["result"]), "index": answer["index"],
+                response_field: answer["verification_response"],
             })  # fmt: skip
             rows.append(row)
-        if split != "train" or construction.get("balance_train", True):
+        if split != "train" or recipe.balance_train:
             rows = _balance(rows, rng)
         sets[split] = rows
         counts[f"{split}_kept_correct"] = sum(r["result"] for r in rows)

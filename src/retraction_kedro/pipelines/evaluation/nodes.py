@@ -7,12 +7,13 @@ from typing import Any
 
 import polars as pl
 
+from retraction_kedro.config.parameters import EvaluationParameters, EvidenceParameters, ModelParameters, RuntimeParameters, TestbedParameters
+from retraction_kedro.evidence import agreement, flatten, paired_difference, proportion, retraction_differences, retraction_metrics
 from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model
-from retraction_kedro.testbeds import constraint_values
 
 from .llm_judge import judge_messages, parse_judgement
-from .metrics import retraction_metrics
 from .rules_judge import first_line, rules_judge
+from .well_formed import well_formed
 
 logger = logging.getLogger(__name__)
 
@@ -25,46 +26,67 @@ def judge_continuations(
     evaluation: dict[str, Any],
     runtime: dict[str, Any],
 ) -> pl.DataFrame:
-    """Add ``retracted`` (and the judge's raw output) to every continuation."""
+    """Add ``retracted`` (and the judge's raw output) and ``well_formed`` to every continuation."""
     rows = responses.to_dicts()
-    verification = testbed["verification"]
+    for row in rows:
+        row["well_formed"] = well_formed(row["response"])
+    entry = TestbedParameters.parse(testbed, "testbed")
+    settings, run = EvaluationParameters.parse(evaluation, "evaluation"), RuntimeParameters.parse(runtime, "runtime")
     questions = free_questions_train.to_dicts() + free_questions_test.to_dicts()
-    all_values = sorted({v for q in questions for v in constraint_values(q, verification)})
-    judge = evaluation["judge"]
+    all_values = sorted({v for q in questions for v in entry.constraint_values(q)})
     rules = [
-        rules_judge(row["response"], expected := constraint_values(row, verification),
-                    [v for v in all_values if v not in expected])
+        rules_judge(row["response"], expected := entry.constraint_values(row), [v for v in all_values if v not in expected])
         for row in rows
-    ]  # fmt: skip
-    if judge == "rules":
+    ]
+    if settings.judge == "rules":
         for row, verdict in zip(rows, rules):
             row.update({"retracted": verdict, "judge": "rules", "judge_output": None, "judge_valid": True})
-    elif judge == "llm":
-        lm = load_language_model(evaluation["llm_judge"]["model"])
+    else:
+        judge_model = ModelParameters.parse(settings.llm_judge.model, "evaluation.llm_judge.model")
+        lm = load_language_model(judge_model.spec)
         prompts = [
             chat_prompt(lm.tokenizer, judge_messages(row["question"], row["name"], first_line(row["response"])))
             for row in rows
         ]
-        settings = GenerationSettings(
-            max_new_tokens=evaluation["llm_judge"]["max_new_tokens"], stop_at_newline=False,
-            batch_size=evaluation["llm_judge"]["model"].get("batch_size", 16),
-        )  # fmt: skip
-        outputs = generate_texts(lm, prompts, settings, runtime.get("resume_dir"), "judge", runtime.get("show_progress", True))
+        generation = GenerationSettings(max_new_tokens=settings.llm_judge.max_new_tokens, stop_at_newline=False, batch_size=judge_model.batch_size)
+        outputs = generate_texts(lm, prompts, generation, run.resume_dir, "judge", run.show_progress)
         for row, output, rule in zip(rows, outputs, rules):
             verdict = parse_judgement(output)
             row.update({"retracted": bool(verdict), "judge": "llm", "judge_output": output, "judge_valid": verdict is not None,
                         "rules_retracted": rule})  # fmt: skip
-    else:
-        raise ValueError(f"evaluation.judge must be 'rules' or 'llm', got {judge!r}")
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def score_retraction(judged: pl.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Metrics as a JSON report and as MLflow metrics (names prefixed by the testbed namespace)."""
-    invalid = int((~judged["judge_valid"]).sum())
-    metrics = retraction_metrics(judged["result"].to_list(), judged["retracted"].to_list(), invalid)
-    if "rules_retracted" in judged.columns:
-        agreement = (judged["rules_retracted"] == judged["retracted"]).mean()
-        metrics["judge_agreement_with_rules"] = float(agreement)
-    logger.info("Retraction: %s", {k: round(v, 3) for k, v in metrics.items()})
-    return metrics, {name: {"value": value, "step": 0} for name, value in metrics.items()}
+def judged_metrics(judged: pl.DataFrame) -> dict[str, Any]:
+    """Retraction metrics with intervals, the judge's invalid verdicts, and the share of well-formed text."""
+    metrics = retraction_metrics(judged["result"].to_list(), judged["retracted"].to_list(), int((~judged["judge_valid"]).sum()))
+    return {**metrics, "well_formed": proportion(int(judged["well_formed"].sum()), judged.height)}
+
+
+def compare_runs(treatment: pl.DataFrame, baseline: pl.DataFrame, evidence: EvidenceParameters) -> dict[str, Any]:
+    """Retraction under a run, and its paired difference from a baseline run of the same examples (an
+    intervention against the unsteered run, a fine-tuned model against the base): bootstrap interval
+    and exact McNemar p-value, for recall (over the wrong answers), rate and the well-formed share."""
+    if treatment["name"].to_list() != baseline["name"].to_list() or treatment["result"].to_list() != baseline["result"].to_list():
+        raise ValueError("a paired comparison needs the same examples in the same order in both runs")
+    options = {"seed": evidence.seed, "resamples": evidence.resamples}
+    change = retraction_differences(treatment["result"].to_list(), baseline["retracted"].to_list(), treatment["retracted"].to_list(), **options)
+    change["well_formed"] = paired_difference(baseline["well_formed"].to_list(), treatment["well_formed"].to_list(), **options)
+    return {**judged_metrics(treatment), "change": change}
+
+
+def mlflow_metrics(tree: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Estimates flattened to MLflow metrics (``<name>``, ``<name>.ci_low``, ...); undefined values are left out."""
+    return {name: {"value": value, "step": 0} for name, value in flatten(tree, drop_undefined=True).items()}
+
+
+def score_retraction(judged: pl.DataFrame, evidence: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metrics as a JSON report (undefined values null) and as MLflow metrics (names prefixed by the namespace)."""
+    settings = EvidenceParameters.parse(evidence, "evidence")
+    metrics = judged_metrics(judged)
+    if "rules_retracted" in judged.columns:  # the LLM judge ran: how far it agrees with the rules
+        metrics["judge_agreement_with_rules"] = agreement(
+            judged["rules_retracted"].to_list(), judged["retracted"].to_list(), seed=settings.seed, resamples=settings.resamples
+        )
+    logger.info("Retraction: %s", {k: v["value"] for k, v in metrics.items() if isinstance(v, dict) and "value" in v})
+    return metrics, mlflow_metrics(metrics)

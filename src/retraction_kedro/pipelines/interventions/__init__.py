@@ -1,5 +1,5 @@
 """interventions: belief steering and attention patching, with retraction measured under each."""
 
-from .pipeline import create_paper_pipeline, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["create_paper_pipeline", "create_pipeline"]
+__all__ = ["create_pipeline"]

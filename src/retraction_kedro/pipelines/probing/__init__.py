@@ -1,5 +1,5 @@
 """probing: per-layer belief probes and their prediction of retraction."""
 
-from .pipeline import create_paper_pipeline, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["create_paper_pipeline", "create_pipeline"]
+__all__ = ["create_pipeline"]

@@ -10,7 +10,10 @@ import plotly.graph_objects as go
 import polars as pl
 import torch
 
-from retraction_kedro.probes import ProbeSchedule, binary_scores, fit_sklearn_probes, group_accuracy, predict, train_probes
+from retraction_kedro.config.parameters import EvidenceParameters, ProbingParameters
+from retraction_kedro.evidence import accuracy_by_layer, auroc_by_layer, flatten, proportions
+from retraction_kedro.pipelines.figures import probe_accuracy_figure
+from retraction_kedro.probes import ProbeSchedule, binary_scores, fit_sklearn_probes, predict, train_probes
 
 logger = logging.getLogger(__name__)
 
@@ -35,26 +38,23 @@ def train_belief_probes(
     probing: dict[str, Any],
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """One probe per layer on truthfulness hidden states; the epoch is chosen on a held-out split."""
+    settings = ProbingParameters.parse(probing, "probing")
     x = _checked(hidden_train, index_train, "truthfulness train")
     y = torch.tensor(index_train["label"].to_list())
-    if probing["select_epoch_on"] == "test":  # the paper's choice, for exact reproduction
+    if settings.select_epoch_on == "test":  # the paper's choice, for exact reproduction
         fit, val = list(range(len(y))), None
         xv, yv = _checked(hidden_test, index_test, "truthfulness test"), torch.tensor(index_test["label"].to_list())
-    elif probing["select_epoch_on"] == "validation":
+    else:
         order = list(range(len(y)))
-        random.Random(probing["seed"]).shuffle(order)
-        cut = int(len(order) * probing["validation_fraction"])
+        random.Random(settings.seed).shuffle(order)
+        cut = int(len(order) * settings.validation_fraction)
         val, fit = sorted(order[:cut]), sorted(order[cut:])
         xv, yv = x[val], y[val]
+    if settings.trainer == "batched":
+        schedules = [ProbeSchedule(**s.model_dump()) for s in settings.schedules]
+        probes = train_probes(x[fit], y[fit], xv, yv, schedules, settings.batch_size, settings.seed, settings.standardize)
     else:
-        raise ValueError(f"probing.select_epoch_on must be 'validation' or 'test', got {probing['select_epoch_on']!r}")
-    if probing["trainer"] == "batched":
-        schedules = [ProbeSchedule(**s) for s in probing["schedules"]]
-        probes = train_probes(x[fit], y[fit], xv, yv, schedules, probing["batch_size"], probing["seed"], probing["standardize"])
-    elif probing["trainer"] == "sklearn":
-        probes = fit_sklearn_probes(x[fit], y[fit], probing["sklearn_c"], probing["seed"], xv, yv)
-    else:
-        raise ValueError(f"probing.trainer must be 'batched' or 'sklearn', got {probing['trainer']!r}")
+        probes = fit_sklearn_probes(x[fit], y[fit], settings.sklearn_c, settings.seed, xv, yv)
     probes["layers"] = hidden_train.get("layers", torch.arange(x.shape[1]))
     history = {}
     if "train_loss" in probes:
@@ -63,53 +63,79 @@ def train_belief_probes(
     return probes, history
 
 
-def evaluate_on_truthfulness(probes: dict[str, torch.Tensor], hidden_test: dict[str, torch.Tensor], index_test: pl.DataFrame) -> pl.DataFrame:
+def _table(layers: torch.Tensor, columns: dict[str, list[Any]]) -> pl.DataFrame:
+    """One row per layer; estimate columns hold ``{value, n, ci_low, ci_high, ...}``."""
+    return pl.DataFrame([{"layer": int(layer), **{name: values[i] for name, values in columns.items()}} for i, layer in enumerate(layers.tolist())])
+
+
+def evaluate_on_truthfulness(
+    probes: dict[str, torch.Tensor], hidden_test: dict[str, torch.Tensor], index_test: pl.DataFrame, evidence: dict[str, Any]
+) -> pl.DataFrame:
+    """Per layer on the truthfulness test split: accuracy (Wilson interval), balanced accuracy, AUROC (bootstrap interval)."""
+    options = EvidenceParameters.parse(evidence, "evidence")
     x = _checked(hidden_test, index_test, "truthfulness test")
-    scores = binary_scores(predict(probes, x) > 0.5, torch.tensor(index_test["label"].to_list()))
-    return pl.DataFrame({"layer": probes["layers"].tolist(), **{k: v.tolist() for k, v in scores.items()}})
+    probability, labels = predict(probes, x), torch.tensor(index_test["label"].to_list())
+    return _table(probes["layers"], {
+        "accuracy": accuracy_by_layer(probability > 0.5, labels),
+        "balanced_accuracy": binary_scores(probability > 0.5, labels)["balanced_accuracy"].tolist(),
+        "auroc": auroc_by_layer(probability, labels, seed=options.seed, resamples=options.resamples),
+    })  # fmt: skip
 
 
 def evaluate_on_testbed(
-    probes: dict[str, torch.Tensor], hidden_test: dict[str, torch.Tensor], judged: pl.DataFrame
+    probes: dict[str, torch.Tensor], hidden_test: dict[str, torch.Tensor], judged: pl.DataFrame, evidence: dict[str, Any]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per layer: accuracy against correctness and retraction prediction; per example: the scores."""
+    """Per layer: accuracy and AUROC against correctness, and the paper's retraction prediction (the probe
+    'believes wrong' <=> the model retracts) with its AUROC and the precision of each belief, all with
+    intervals; per example: the scores."""
+    options = EvidenceParameters.parse(evidence, "evidence")
+    bootstrap = {"seed": options.seed, "resamples": options.resamples}
     x = _checked(hidden_test, judged, "continuation test set")
     probability = predict(probes, x)
     believed_correct = probability > 0.5
-    result = torch.tensor(judged["result"].to_list())
-    retracted = torch.tensor(judged["retracted"].to_list())
-    per_layer = {"layer": probes["layers"].tolist(), "correctness_accuracy": binary_scores(believed_correct, result)["accuracy"].tolist()}
-    per_layer |= {k: v.tolist() for k, v in group_accuracy(believed_correct, result, retracted).items()}
-    scores = judged.select(["index", "name", "result", "retracted"]).with_columns(
-        pl.Series("probe_correct_probability", probability.tolist())
-    )
-    return pl.DataFrame(per_layer), scores
+    result = torch.tensor(judged["result"].to_list()).bool()
+    retracted = torch.tensor(judged["retracted"].to_list()).bool()
+    believed_wrong, r = ~believed_correct, retracted.unsqueeze(1)
+    columns = {
+        "correctness_accuracy": accuracy_by_layer(believed_correct, result),
+        "correctness_auroc": auroc_by_layer(probability, result, **bootstrap),
+        "retraction_prediction_accuracy": accuracy_by_layer(believed_wrong, retracted),
+        "retraction_auroc": auroc_by_layer(1 - probability, retracted, **bootstrap),
+        "believed_wrong_precision": proportions((believed_wrong & r).sum(0).tolist(), believed_wrong.sum(0).tolist()),
+        "believed_right_precision": proportions((believed_correct & ~r).sum(0).tolist(), believed_correct.sum(0).tolist()),
+    }
+    for name, mask in {"correct_retracted": result & retracted, "correct_not_retracted": result & ~retracted,
+                       "wrong_retracted": ~result & retracted, "wrong_not_retracted": ~result & ~retracted}.items():  # fmt: skip
+        agree = (believed_correct[mask] == result[mask].unsqueeze(1)).sum(0)
+        columns[f"accuracy_{name}"] = proportions(agree.tolist(), int(mask.sum()))
+    scores = judged.select(["index", "name", "result", "retracted"]).with_columns(pl.Series("probe_correct_probability", probability.tolist()))
+    return _table(probes["layers"], columns), scores
 
 
 def _history(table: pl.DataFrame) -> dict[str, list[dict[str, float]]]:
-    return {
-        column: [{"value": float(v), "step": int(layer)} for layer, v in zip(table["layer"], table[column])]
-        for column in table.columns
-        if column != "layer"
-    }
+    """MLflow per-layer series (``step=layer``): every estimate with its interval and n; undefined values left out."""
+    history: dict[str, list[dict[str, float]]] = {}
+    for row in table.iter_rows(named=True):
+        layer = row.pop("layer")
+        for name, value in flatten(row, drop_undefined=True).items():
+            history.setdefault(name, []).append({"value": float(value), "step": int(layer)})
+    return history
+
+
+def _best(table: pl.DataFrame, column: str) -> dict[str, Any]:
+    """The layer with the highest value of ``column`` (the lowest layer among ties); undefined values last."""
+    value = lambda row: row[column]["value"] if isinstance(row[column], dict) else row[column]  # noqa: E731
+    return max(table.iter_rows(named=True), key=lambda row: (value(row) is not None, value(row) or 0.0, -row["layer"]))
 
 
 def summarize_truthfulness(metrics: pl.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
-    best = metrics.sort(["balanced_accuracy", "layer"], descending=[True, False]).row(0, named=True)
-    return {"best_layer": best, "layers": metrics.to_dicts()}, _history(metrics)
+    return {"best_layer": _best(metrics, "balanced_accuracy"), "layers": metrics.to_dicts()}, _history(metrics)
 
 
 def summarize_testbed(
     metrics: pl.DataFrame, truthfulness_metrics: pl.DataFrame, testbed: str
 ) -> tuple[dict[str, Any], dict[str, Any], go.Figure, go.Figure]:
-    best = metrics.sort(["retraction_prediction_accuracy", "layer"], descending=[True, False]).row(0, named=True)
-    figure = go.Figure()
-    for table, column, label in (
-        (truthfulness_metrics, "accuracy", "truthfulness test accuracy"),
-        (metrics, "correctness_accuracy", f"{testbed}: accuracy against correctness"),
-        (metrics, "retraction_prediction_accuracy", f"{testbed}: retraction prediction accuracy"),
-    ):
-        figure.add_trace(go.Scatter(x=table["layer"].to_list(), y=table[column].to_list(), mode="lines+markers", name=label))
-    figure.update_layout(title=f"Belief probe accuracy by layer ({testbed})", xaxis_title="layer", yaxis_title="accuracy", yaxis_range=[0, 1])
+    best = _best(metrics, "retraction_prediction_accuracy")
+    figure = probe_accuracy_figure(metrics, truthfulness_metrics, testbed)
     # the figure twice: a versioned plotly JSON for kedro-viz, an HTML page attached to the MLflow run
     return {"best_layer_for_retraction_prediction": best, "layers": metrics.to_dicts()}, _history(metrics), figure, figure

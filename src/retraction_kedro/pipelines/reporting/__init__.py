@@ -1,5 +1,5 @@
 """report: the study's tables and figures for one run."""
 
-from .pipeline import create_paper_pipeline, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["create_paper_pipeline", "create_pipeline"]
+__all__ = ["create_pipeline"]

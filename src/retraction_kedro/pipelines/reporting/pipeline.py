@@ -1,4 +1,4 @@
-"""report: one HTML page (and its Markdown twin) with the study's tables and figures."""
+"""report: one HTML page (and its Markdown twin) per study, with its tables and figures."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from retraction_kedro.testbeds import (
-    EMBEDDED_STUDY,
-    EMBEDDED_TESTBEDS,
-    EMBEDDED_TRUTHFULNESS,
-    PAPER_STUDY,
-    PAPER_TESTBEDS,
-    PAPER_TRUTHFULNESS,
-)
+from retraction_kedro.config import Registry, Study
+from retraction_kedro.pipelines.namespaces import in_namespace
 
 from .nodes import build_study_report
 
@@ -22,31 +16,24 @@ KINDS = {
     "continuation_test": "continuation_test",
     "retraction": "retraction_report",
     "probes": "probe_summary",
-    "steering": "steering_report",
+    "interventions": "intervention_report",
     "sweep": "steering_sweep",
-    "patching": "patching_report",
+    "steering_choice": "steering_choice",
 }
-PARAMETER_GROUPS = ("model", "construction", "evaluation", "probing", "interventions", "sft")
+PARAMETER_GROUPS = ("model", "construction", "evaluation", "probing", "interventions", "sft", "evidence")
 
 
-def _study(study: str, truthfulness: str, testbeds: tuple[str, ...]) -> Pipeline:
-    inputs = {f"{kind}__{t}": f"{t}.{dataset}" for t in testbeds for kind, dataset in KINDS.items()}
-    inputs |= {"truthfulness_probes": f"{truthfulness}.probe_summary", "sft_comparison": f"{study}.sft_comparison"}
+def create_pipeline(registry: Registry, study: Study) -> Pipeline:
+    inputs = {f"{kind}__{t}": f"{t}.{dataset}" for t in study.testbeds for kind, dataset in KINDS.items()}
+    inputs |= {f"truthfulness_probes__{name}": f"{name}.probe_summary" for name in study.truthfulness_sets}
+    if study.finetuned_models:
+        inputs["sft_comparison"] = f"{study.namespace}.sft_comparison"
     inputs |= {f"params_{group}": f"params:{group}" for group in PARAMETER_GROUPS}
-    report = update_wrapper(partial(build_study_report, study=study, truthfulness=truthfulness, testbeds=testbeds), build_study_report)
-    node = Node(report, inputs, ["study_report_html", "study_report_markdown", "study_report_numbers", "study_report_mlflow"], name="build_study_report")
-    datasets = [v for v in inputs.values() if not v.startswith("params:")]
-    return Pipeline(
-        [node],
-        namespace=study,
-        inputs={name: name for name in datasets},
-        parameters={f"params:{group}": f"params:{group}" for group in PARAMETER_GROUPS},
+    inputs["params_study"] = f"params:studies.{study.name}"
+    report = update_wrapper(
+        partial(build_study_report, study=study.namespace, truthfulness_sets=study.truthfulness_sets, testbeds=study.testbeds), build_study_report
     )
-
-
-def create_pipeline(**kwargs) -> Pipeline:
-    return _study(EMBEDDED_STUDY, EMBEDDED_TRUTHFULNESS, EMBEDDED_TESTBEDS)
-
-
-def create_paper_pipeline() -> Pipeline:
-    return _study(PAPER_STUDY, PAPER_TRUTHFULNESS, PAPER_TESTBEDS)
+    outputs = ["study_report_html", "study_report_markdown", "study_report_numbers", "study_report_mlflow"]
+    node = Node(report, inputs, outputs, name="build_study_report")
+    datasets = {v: v for v in inputs.values() if not v.startswith("params:")}
+    return in_namespace(Pipeline([node]), study.namespace, inputs=datasets)

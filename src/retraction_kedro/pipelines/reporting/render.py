@@ -21,9 +21,24 @@ class Section:
 
 
 def _cell(value: Any) -> str:
+    """A number; an estimate as ``value [ci_low, ci_high] n=N`` (``undefined n=0`` when it has no value)."""
+    if isinstance(value, dict) and "value" in value:
+        if value["value"] is None:
+            return f"undefined n={value['n']}"
+        interval = f" [{value['ci_low']:.2f}, {value['ci_high']:.2f}]" if value.get("ci_low") is not None else ""
+        return f"{value['value']:.3f}{interval} n={value['n']}"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.3g}" if abs(value) < 1e-3 and value else f"{value:.3f}"
     return "-" if value is None else str(value)
+
+
+def _values(estimates: list[dict[str, Any]]) -> tuple[list[float], list[list[float]]]:
+    """Values and matplotlib's [[below], [above]] error lengths; undefined points are NaN (not drawn)."""
+    nan = float("nan")
+    values = [nan if e["value"] is None else e["value"] for e in estimates]
+    below = [0.0 if e["value"] is None else e["value"] - e["ci_low"] for e in estimates]
+    above = [0.0 if e["value"] is None else e["ci_high"] - e["value"] for e in estimates]
+    return values, [below, above]
 
 
 def _png(figure: Any) -> str:
@@ -48,42 +63,73 @@ def _axes(title: str, ylabel: str):
     return figure, axes
 
 
-def figure_probe_accuracy(curves: dict[str, list[float]]) -> str:
-    figure, axes = _axes("Belief probe accuracy by layer", "accuracy")
-    for label, values in curves.items():
-        axes.plot(range(len(values)), values, marker="o", markersize=3, label=label)
+def figure_probe_accuracy(curves: dict[str, list[dict[str, Any]]]) -> str:
+    figure, axes = _axes("Belief probe accuracy by layer (95% intervals)", "accuracy")
+    for label, estimates in curves.items():
+        values, errors = _values(estimates)
+        low = [v - b for v, b in zip(values, errors[0])]
+        high = [v + a for v, a in zip(values, errors[1])]
+        line = axes.plot(range(len(values)), values, marker="o", markersize=3, label=label)[0]
+        axes.fill_between(range(len(values)), low, high, color=line.get_color(), alpha=0.15)
     axes.set_xlabel("layer")
     axes.set_ylim(0, 1)
     axes.legend(fontsize=8)
     return _png(figure)
 
 
-def _grouped_bars(axes, groups: dict[str, dict[str, float]]) -> None:
+def _grouped_bars(axes, groups: dict[str, dict[str, dict[str, Any]]]) -> None:
     series = list(dict.fromkeys(name for bars in groups.values() for name in bars))  # first-seen order
     width = 0.8 / max(1, len(series))
     for k, name in enumerate(series):
         xs = [i + k * width for i in range(len(groups))]
-        axes.bar(xs, [bars.get(name, 0.0) for bars in groups.values()], width, label=name)
+        estimates = [bars.get(name, {"value": None, "n": 0}) for bars in groups.values()]
+        values, errors = _values(estimates)
+        axes.bar(xs, values, width, yerr=errors, capsize=2, label=name)
     axes.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))], list(groups))
     axes.set_ylim(0, 1)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7, ncol=2)
 
 
-def figure_steering(bars: dict[str, dict[str, float]]) -> str | None:
+def figure_interventions(bars: dict[str, dict[str, dict[str, Any]]]) -> str | None:
     if not bars:
         return None
-    figure, axes = _axes("Retraction rate under steering", "retraction rate")
+    figure, axes = _axes("Retraction rate under each configuration (95% intervals)", "retraction rate")
     _grouped_bars(axes, bars)
     return _png(figure)
 
 
+def figure_sweep(sweeps: dict[str, Any]) -> str | None:
+    """Dose-response: retraction recall against signed alpha per testbed, direction and band."""
+    figure, axes = _axes("Steering sweep: retraction recall (95% intervals; alpha 0 = unsteered)", "retraction recall")
+    drawn = False
+    for testbed, sweep in sweeps.items():
+        rows = sweep.to_dicts()
+        baseline = next(row for row in rows if row["band"] == "none")
+        lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["band"] != "none":
+                lines.setdefault((row["direction"], row["band"]), []).append(row)
+        for (direction, band), points in lines.items():
+            points = sorted([*points, baseline], key=lambda row: row["alpha"])
+            values, errors = _values([row["retraction_recall"] for row in points])
+            axes.errorbar([row["alpha"] for row in points], values, yerr=errors, marker="o", markersize=3, capsize=2,
+                          label=f"{testbed}: {direction}, {band}")  # fmt: skip
+            drawn = True
+        axes.set_xlabel(f"alpha ({baseline['scale']} scale; negative: toward 'wrong')")
+    if not drawn:
+        return None
+    axes.set_ylim(0, 1)
+    axes.legend(fontsize=7, ncol=2)
+    return _png(figure)
+
+
 def figure_sft(table: list[dict[str, Any]]) -> str | None:
-    groups: dict[str, dict[str, float]] = {}
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
     for row in table:
-        groups.setdefault(row["evaluated_on"], {})[row["model"]] = row.get("retraction_recall") or 0.0
+        groups.setdefault(row["evaluated_on"], {})[row["model"]] = row["retraction_recall"]
     if not groups:
         return None
-    figure, axes = _axes("Retraction recall before and after fine-tuning", "retraction recall")
+    figure, axes = _axes("Retraction recall before and after fine-tuning (95% intervals)", "retraction recall")
     _grouped_bars(axes, groups)
     return _png(figure)
 

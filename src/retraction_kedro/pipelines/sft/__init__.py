@@ -1,5 +1,5 @@
 """sft: LoRA fine-tuning for retraction, evaluated before and after."""
 
-from .pipeline import create_paper_pipeline, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["create_paper_pipeline", "create_pipeline"]
+__all__ = ["create_pipeline"]

@@ -8,11 +8,12 @@ from typing import Any
 import polars as pl
 
 from retraction_kedro.datasets import rows_to_frame
-from retraction_kedro.lm import LoraSettings, ModelSpec, fine_tune_lora
+from retraction_kedro.config import FINETUNED_PREFIX
+from retraction_kedro.config.parameters import EvidenceParameters, ModelParameters
+from retraction_kedro.lm import LoraSettings, fine_tune_lora
+from retraction_kedro.pipelines.evaluation.nodes import compare_runs, judged_metrics, mlflow_metrics
 
 logger = logging.getLogger(__name__)
-
-RETRACTION_METRICS = ("answer_accuracy", "retraction_recall", "retraction_precision", "retraction_rate")
 
 
 def build_sft_examples(continuations: pl.DataFrame, sft: dict[str, Any]) -> pl.DataFrame:
@@ -50,7 +51,7 @@ def fine_tune(examples: pl.DataFrame, model: dict[str, Any], sft: dict[str, Any]
     """A LoRA adapter (plus, with ``sft.save_merged``, the merged weights) and its per-step loss curve."""
     settings = LoraSettings.from_params(sft["training"])
     result = fine_tune_lora(
-        ModelSpec.from_params(model),
+        ModelParameters.parse(model, "model").spec,
         examples["messages"].to_list(),
         examples["completion"].to_list(),
         settings,
@@ -71,48 +72,39 @@ def fine_tune(examples: pl.DataFrame, model: dict[str, Any], sft: dict[str, Any]
     return artifact, curve
 
 
-def compare_with_base(**reports: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Base and fine-tuned models side by side, one row per (model, evaluated testbed).
+def compare_with_base(truthfulness_of: dict[str, str], evidence: dict[str, Any], **inputs: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Base and fine-tuned models side by side, one row per (model, evaluated testbed): retraction with
+    intervals, its paired change from the base model on the same test examples (bootstrap interval,
+    exact McNemar p), and the best probe layers.
 
-    Inputs are named ``retraction__<model>__<testbed>``, ``probes__<model>__<truthfulness>`` and
-    ``prediction__<model>__<testbed>``; ``<model>`` is ``base`` or ``finetuned_<trained testbed>``.
+    Inputs are named ``judged__<model>__<testbed>`` (judged test continuations),
+    ``probes__<model>__<truthfulness>`` and ``prediction__<model>__<testbed>`` (probe summaries);
+    ``<model>`` is ``base`` or ``finetuned_<trained testbed>``; ``truthfulness_of`` maps each testbed
+    to the truthfulness set it pairs with.
     """
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    truthfulness: dict[str, dict[str, Any]] = {}
-    for key, report in reports.items():
-        kind, model, target = key.split("__")
-        if kind == "probes":
-            truthfulness[model] = report["best_layer"]
-            continue
-        row = rows.setdefault((model, target), {"model": model, "evaluated_on": target})
-        if kind == "retraction":
-            row.update({name: report[name] for name in RETRACTION_METRICS})
-        else:
-            best = report["best_layer_for_retraction_prediction"]
-            row["probe_retraction_prediction_accuracy"] = best["retraction_prediction_accuracy"]
-            row["probe_retraction_prediction_layer"] = best["layer"]
+    options = EvidenceParameters.parse(evidence, "evidence")
+    models = sorted({key.split("__")[1] for key in inputs}, key=lambda m: (m != "base", m))
+    testbeds = sorted({key.split("__")[2] for key in inputs if key.startswith("judged__")})
     table = []
-    for (model, target), row in sorted(rows.items(), key=lambda item: (item[0][0] != "base", item[0])):
-        trained_on = None if model == "base" else model.removeprefix("finetuned_")
-        best = truthfulness.get(model, {})
-        table.append(
-            {
-                **row,
-                "trained_on": trained_on,
-                "distribution": "base" if trained_on is None else ("in" if trained_on == target else "out"),
-                "probe_truthfulness_accuracy": best.get("accuracy"),
-                "probe_truthfulness_layer": best.get("layer"),
-            }
-        )
-    metrics = {
-        f"{row['model']}.{row['evaluated_on']}.{name}": {"value": float(row[name]), "step": 0}
+    for model in models:
+        trained_on = None if model == "base" else model.removeprefix(FINETUNED_PREFIX)
+        for testbed in testbeds:
+            judged, base = inputs[f"judged__{model}__{testbed}"], inputs[f"judged__base__{testbed}"]
+            metrics = judged_metrics(judged) if model == "base" else compare_runs(judged, base, options)
+            truthfulness = inputs[f"probes__{model}__{truthfulness_of[testbed]}"]["best_layer"]
+            prediction = inputs[f"prediction__{model}__{testbed}"]["best_layer_for_retraction_prediction"]
+            table.append({
+                "model": model, "trained_on": trained_on, "evaluated_on": testbed,
+                "distribution": "base" if trained_on is None else ("in" if trained_on == testbed else "out"),
+                **metrics,
+                "probe_truthfulness_layer": truthfulness["layer"], "probe_truthfulness_accuracy": truthfulness["accuracy"],
+                "probe_retraction_prediction_layer": prediction["layer"],
+                "probe_retraction_prediction_accuracy": prediction["retraction_prediction_accuracy"],
+            })  # fmt: skip
+            change = metrics.get("change", {}).get("retraction_recall", {})
+            logger.info("%s on %s: recall %s, change %s (p %s)", model, testbed, metrics["retraction_recall"]["value"], change.get("value"), change.get("p_value"))
+    numeric = {
+        f"{row['model']}.{row['evaluated_on']}": {k: v for k, v in row.items() if k not in ("model", "trained_on", "evaluated_on", "distribution")}
         for row in table
-        for name in (*RETRACTION_METRICS, "probe_retraction_prediction_accuracy", "probe_truthfulness_accuracy")
-        if row.get(name) is not None
     }
-    for row in table:
-        logger.info(
-            "%s on %s (%s): recall %.3f, precision %.3f", row["model"], row["evaluated_on"], row["distribution"],
-            row.get("retraction_recall", float("nan")), row.get("retraction_precision", float("nan")),
-        )  # fmt: skip
-    return table, metrics
+    return table, mlflow_metrics(numeric)

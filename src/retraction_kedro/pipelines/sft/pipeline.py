@@ -1,27 +1,23 @@
-"""sft: LoRA fine-tuning on each testbed's continuation train set, then the activations,
-evaluation and probing templates run again on the fine-tuned model, under the namespace
-``finetuned_<testbed>``: in distribution on the same testbed, out of distribution on the others."""
+"""sft: LoRA fine-tuning on each testbed's continuation train set (``finetune: true`` in the registry),
+then the activations, evaluation and probing templates again on the fine-tuned model, under the
+namespace ``finetuned_<testbed>``: in distribution on the same testbed, out of distribution on the
+others (and the interventions templates too with the study's ``finetuned_interventions``)."""
 
 from __future__ import annotations
 
+from functools import partial, update_wrapper
+
 from kedro.pipeline import Node, Pipeline
 
+from retraction_kedro.config import FINETUNED_PREFIX, Registry, Study
 from retraction_kedro.pipelines.activations import pipeline as activations
 from retraction_kedro.pipelines.evaluation import pipeline as evaluation
-from retraction_kedro.pipelines.probing import pipeline as probing
+from retraction_kedro.pipelines.interventions import pipeline as interventions
 from retraction_kedro.pipelines.model_selection import finetuned_model_spec
-from retraction_kedro.testbeds import (
-    EMBEDDED_STUDY,
-    EMBEDDED_TESTBEDS,
-    EMBEDDED_TRUTHFULNESS,
-    PAPER_STUDY,
-    PAPER_TESTBEDS,
-    PAPER_TRUTHFULNESS,
-)
+from retraction_kedro.pipelines.namespaces import in_namespace
+from retraction_kedro.pipelines.probing import pipeline as probing
 
 from .nodes import build_sft_examples, compare_with_base, fine_tune
-
-SHARED = {f"params:{name}": f"params:{name}" for name in ("sft", "model", "runtime")}
 
 
 def training_template() -> Pipeline:
@@ -34,55 +30,45 @@ def training_template() -> Pipeline:
     )
 
 
-def finetuned_study(trained_on: str, truthfulness: str, testbeds: tuple[str, ...]) -> Pipeline:
-    """Train on ``trained_on``; evaluate the fine-tuned model with the same templates as the base."""
-    model = f"finetuned_{trained_on}"
+def finetuned_study(registry: Registry, study: Study, model: str) -> Pipeline:
+    """Train ``model`` (``finetuned_<testbed>``); evaluate it with the same templates as the base model."""
+    trained_on = model.removeprefix(FINETUNED_PREFIX)
     spec = {"model_spec": f"{model}.model_spec"}
-    pipe = Pipeline(training_template(), namespace=model, inputs={"continuation_train": f"{trained_on}.continuation_train"}, parameters=SHARED)
-    pipe += Pipeline(
-        activations.truthfulness_template(),
-        namespace=f"{model}.{truthfulness}",
-        inputs={**spec, **{f"questions_{s}": f"{truthfulness}.questions_{s}" for s in ("train", "test")}},
-        parameters=activations.SHARED,
-    )
-    for testbed in testbeds:
-        pipe += Pipeline(
-            activations.testbed_template(splits=("test",)),
-            namespace=f"{model}.{testbed}",
-            inputs={**spec, "continuation_test": f"{testbed}.continuation_test"},
-            parameters=activations.SHARED,
-        )
-        pipe += Pipeline(
+    pipe = in_namespace(training_template(), model, inputs={"continuation_train": f"{trained_on}.continuation_train"})
+    for name in study.truthfulness_sets:
+        questions = {f"questions_{s}": f"{name}.questions_{s}" for s in ("train", "test")}
+        pipe += in_namespace(activations.truthfulness_template(), f"{model}.{name}", inputs={**spec, **questions, "source_manifest": f"{name}.source_manifest"})
+    splits = ("train", "test") if study.parameters.finetuned_interventions else ("test",)
+    for name in study.testbeds:
+        sets = {f"continuation_{s}": f"{name}.continuation_{s}" for s in splits}
+        pipe += in_namespace(activations.testbed_template(splits=splits), f"{model}.{name}", inputs={**spec, **sets})
+        pipe += in_namespace(
             evaluation.testbed_template(),
-            namespace=f"{model}.{testbed}",
-            inputs={f"free_questions_{s}": f"{testbed}.free_questions_{s}" for s in ("train", "test")},
-            parameters={**evaluation.SHARED, "params:testbed": f"params:{testbed}.testbed"},
+            f"{model}.{name}",
+            inputs={f"free_questions_{s}": f"{name}.free_questions_{s}" for s in ("train", "test")},
+            parameters={"params:testbed": f"params:testbeds.{name}"},
         )
-    return pipe + probing.study(truthfulness, testbeds, model_namespace=model)
+    pipe += probing.study_pipeline(registry, study, model_namespace=model)
+    if study.parameters.finetuned_interventions:
+        pipe += interventions.study_pipeline(registry, study, model_namespace=model)
+    return pipe
 
 
-def comparison(study: str, truthfulness: str, testbeds: tuple[str, ...]) -> Pipeline:
-    models = ["base", *(f"finetuned_{t}" for t in testbeds)]
+def comparison(registry: Registry, study: Study) -> Pipeline:
+    models = ["base", *study.finetuned_models]
     inputs = {}
     for model in models:
         prefix = "" if model == "base" else f"{model}."
-        inputs[f"probes__{model}__{truthfulness}"] = f"{prefix}{truthfulness}.probe_summary"
-        for testbed in testbeds:
-            inputs[f"retraction__{model}__{testbed}"] = f"{prefix}{testbed}.retraction_report"
+        for truthfulness in study.truthfulness_sets:
+            inputs[f"probes__{model}__{truthfulness}"] = f"{prefix}{truthfulness}.probe_summary"
+        for testbed in study.testbeds:
+            inputs[f"judged__{model}__{testbed}"] = f"{prefix}{testbed}.judged_continuations_test"
             inputs[f"prediction__{model}__{testbed}"] = f"{prefix}{testbed}.probe_summary"
-    node = Node(compare_with_base, inputs, ["sft_comparison", "sft_comparison_metrics"], name="compare_with_base")
-    # In the study's namespace, so the paper's study has its own table.
-    return Pipeline([node], namespace=study, inputs={name: name for name in inputs.values()})
+    compare = update_wrapper(partial(compare_with_base, {t: registry.testbeds[t].truthfulness for t in study.testbeds}), compare_with_base)
+    node = Node(compare, {**inputs, "evidence": "params:evidence"}, ["sft_comparison", "sft_comparison_metrics"], name="compare_with_base")
+    return in_namespace(Pipeline([node]), study.namespace, inputs={name: name for name in inputs.values()})
 
 
-def _study(study: str, truthfulness: str, testbeds: tuple[str, ...]) -> Pipeline:
-    pipe = sum((finetuned_study(t, truthfulness, testbeds) for t in testbeds), Pipeline([]))
-    return pipe + comparison(study, truthfulness, testbeds)
-
-
-def create_pipeline(**kwargs) -> Pipeline:
-    return _study(EMBEDDED_STUDY, EMBEDDED_TRUTHFULNESS, EMBEDDED_TESTBEDS)
-
-
-def create_paper_pipeline() -> Pipeline:
-    return _study(PAPER_STUDY, PAPER_TRUTHFULNESS, PAPER_TESTBEDS)
+def create_pipeline(registry: Registry, study: Study) -> Pipeline:
+    pipe = sum((finetuned_study(registry, study, model) for model in study.finetuned_models), Pipeline([]))
+    return pipe + comparison(registry, study) if study.finetuned_models else pipe

@@ -1,0 +1,117 @@
+"""Generating a continuation set under named intervention configurations, in dependency order.
+
+A patch configuration writes what its ``source`` run recorded into the unsteered run, so sources
+run first with recorders attached, and an attention patch limited to the top-k heads also needs
+the unsteered run's attention. Record and patch runs see the same prompts in the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from retraction_kedro.config.interventions import InterventionConfig, InterventionParameters, SteeringSetting
+from retraction_kedro.config.parameters import ModelParameters, RuntimeParameters
+from retraction_kedro.lm import AttentionPatch, GenerationSettings, Intervention, ValuePatch, continuation_prompt, generate_texts, load_language_model, top_changed_heads
+
+from .factory import SteeringVectors
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Recorders:
+    """What one run records, by the patch position that needs it."""
+
+    values: dict[int, ValuePatch] = field(default_factory=dict)
+    attention: dict[int, AttentionPatch] = field(default_factory=dict)
+
+
+class ContinuationRuns:
+    """The rows of one continuation set, continued under configurations of one model."""
+
+    def __init__(self, rows: list[dict[str, Any]], model: ModelParameters, max_new_tokens: int, runtime: RuntimeParameters):
+        if not rows:
+            raise ValueError("The continuation set is empty; run data_construction first")
+        self.rows, self.runtime = rows, runtime
+        self.lm = load_language_model(model.spec)
+        self.settings = GenerationSettings(max_new_tokens=max_new_tokens, stop_at_newline=True, batch_size=model.batch_size)
+        self._prompts: dict[str, list[str]] = {}
+
+    @property
+    def num_layers(self) -> int:
+        return self.lm.num_layers
+
+    def prompts(self, suffix: str) -> list[str]:
+        if suffix not in self._prompts:
+            self._prompts[suffix] = [continuation_prompt(self.lm.tokenizer, row["messages"], suffix=suffix) for row in self.rows]
+        return self._prompts[suffix]
+
+    def run(self, name: str, suffix: str, interventions: list[Intervention], **columns: Any) -> list[dict[str, Any]]:
+        responses = generate_texts(
+            self.lm, self.prompts(suffix), self.settings, self.runtime.resume_dir, name, self.runtime.show_progress, interventions=interventions
+        )  # fmt: skip
+        return [{**row, "suffix": suffix, "response": text, "configuration": name, **columns} for row, text in zip(self.rows, responses)]
+
+
+def steering_for(config: InterventionConfig, choice: SteeringSetting | None) -> SteeringSetting:
+    """The configuration's own steering, or the sweep's choice with the configuration's sign."""
+    if not config.from_sweep:
+        return config.steering
+    if choice is None:
+        raise ValueError(f"{config.name}: from_sweep needs the sweep's choice (steering_choice)")
+    return choice.model_copy(update={"alpha": abs(choice.alpha) * (config.sign or 1)})
+
+
+def run_configurations(
+    runs: ContinuationRuns,
+    settings: InterventionParameters,
+    vectors: SteeringVectors,
+    choice: SteeringSetting | None = None,
+    reusable_baseline: list[str] | None = None,
+) -> pl.DataFrame:
+    """Every configuration of ``settings`` on ``runs``; the unsteered run without a suffix takes
+    ``reusable_baseline`` (evaluation's responses) when given and nothing needs to be recorded in it."""
+    configs = settings.configurations
+    layers = list(range(runs.num_layers))
+    recorders: dict[str, _Recorders] = {c.name: _Recorders() for c in configs}
+    for patch in (c for c in configs if c.source is not None):
+        needs = recorders[patch.source]
+        if patch.kind == "value_patch":
+            needs.values.setdefault(patch.position, ValuePatch(layers, "record", position=patch.position))
+        else:
+            needs.attention.setdefault(patch.position, AttentionPatch(layers, "record", position=patch.position))
+            if patch.top_k_heads:
+                baseline = recorders[settings.baseline(patch.suffix).name]
+                baseline.attention.setdefault(patch.position, AttentionPatch(layers, "record", position=patch.position))
+    order = sorted(configs, key=lambda c: ("none", "steer", "ablate", "value_patch", "attention_patch").index(c.kind))
+    tables: list[dict[str, Any]] = []
+    for config in order:
+        recording = [*recorders[config.name].values.values(), *recorders[config.name].attention.values()]
+        columns: dict[str, Any] = {"relative_size": 0.0}
+        if config.kind == "none":
+            interventions: list[Intervention] = []
+            if reusable_baseline is not None and not config.suffix and not recording:
+                logger.info("%s: the unsteered continuations of evaluation are reused (same generation settings)", config.name)
+                tables += [{**row, "suffix": "", "response": text, "configuration": config.name, **columns} for row, text in zip(runs.rows, reusable_baseline)]
+                continue
+        elif config.kind in ("steer", "ablate"):
+            steering, size = vectors.steering(
+                steering_for(config, choice), runs.num_layers, config.position, config.every_token, ablate=config.kind == "ablate"
+            )
+            interventions, columns = [steering], {"relative_size": size}
+        elif config.kind == "value_patch":
+            recorded = recorders[config.source].values[config.position].values
+            interventions = [ValuePatch(layers, "patch", recorded, position=config.position)]
+        else:
+            steered = recorders[config.source].attention[config.position].weights
+            heads = None
+            if config.top_k_heads:
+                unsteered = recorders[settings.baseline(config.suffix).name].attention[config.position].weights
+                heads = top_changed_heads(unsteered, steered, config.top_k_heads)
+            interventions = [AttentionPatch(layers, "patch", steered, position=config.position, heads=heads)]
+        tables += runs.run(config.name, config.suffix, [*interventions, *recording], **columns)
+    return pl.DataFrame(tables, infer_schema_length=None)
