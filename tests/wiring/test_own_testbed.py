@@ -45,4 +45,13 @@ def test_a_testbed_from_a_question_file_runs_from_construction_to_the_report(fix
         history = sorted(client.get_metric_history(numbers["mlflow_run_id"], key), key=lambda m: m.step)
         assert [m.value for m in history] == pytest.approx([v for v in values if v is not None]), key
     page = latest(project / "data/08_reporting" / slug / "fixture_study" / "study_report.html").read_text()
-    assert "Steering sweep" in page and "n=" in page
+    assert "Steering sweep" in page and "Decoding sensitivity" in page and "n=" in page
+
+    # the fine-tuned model is steered as the base model is: its own directions, its own weights
+    finetuned = project / "data/08_reporting" / slug / "finetuned_atlantis_city.atlantis_city"
+    steered = json.loads(latest(finetuned / "interventions.json").read_text())
+    assert {"steer_neg", "steer_probe_neg", "patch_values_neg"} <= set(steered)
+    spec = json.loads(latest(project / "data/06_models" / slug / "finetuned_atlantis_city" / "model_spec.json").read_text())
+    assert spec["adapter"].endswith("adapter") and spec["name"] == params["model"]["name"]
+    sweep = read_jsonl(str(latest(project / "data/08_reporting" / slug / "atlantis_city" / "steering_sweep.jsonl")))
+    assert {row["direction"] for row in sweep} == {"none", "mean_difference", "probe"}  # steered along the probe's weights too

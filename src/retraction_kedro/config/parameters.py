@@ -202,9 +202,30 @@ class PaperDataParameters(Parameters):
     files: list[str]
 
 
-class LlmExtractorParameters(Parameters):
-    model: dict[str, Any] | None = None  # null: the model under study
+class ChatModelParameters(Parameters):
+    """A chat model asked without hooks (the judge, the answer extractor): loaded in the node (``model``)
+    or behind an OpenAI-compatible server (``server``: ``retraction_kedro.serving.ChatServerSettings``)."""
+
+    model: dict[str, Any] | None = None
     max_new_tokens: int = Field(16, ge=1)
+    server: dict[str, Any] | None = None
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from retraction_kedro.serving import ChatServerSettings
+
+            ChatServerSettings.from_params(value, name="server")
+        return value
+
+    def server_settings(self, name: str):
+        """The server's settings, ``max_new_tokens`` as ``max_tokens`` unless the server block sets it."""
+        from retraction_kedro.serving import ChatServerSettings
+
+        if self.server is None:
+            raise ParameterError(f"Parameter {name}.server: missing (the server backend needs base_url and model)")
+        return ChatServerSettings.from_params({"max_tokens": self.max_new_tokens, **self.server}, name=f"{name}.server")
 
 
 class ConstructionParameters(Parameters):
@@ -218,11 +239,19 @@ class ConstructionParameters(Parameters):
     max_questions_per_split: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, ge=0, lt=1)
     balance_train: bool = True
-    extractor: Literal["rules", "llm"] = "rules"
-    llm_extractor: LlmExtractorParameters = LlmExtractorParameters()
+    extractor: Literal["rules", "local", "server"] = "rules"
+    llm_extractor: ChatModelParameters = ChatModelParameters()
 
 
 # ---------------------------------------------------------------- activations, evaluation, probing
+
+
+class SamplingParameters(Parameters):
+    """Sampled continuations beside the greedy ones (decoding sensitivity); no seeds: none are sampled."""
+
+    temperature: float = Field(0.7, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    seeds: list[int] = Field(default_factory=list)
 
 
 class ActivationParameters(Parameters):
@@ -231,16 +260,20 @@ class ActivationParameters(Parameters):
     layers: list[int] | None = None
     position: int = Field(-1, lt=0)
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-
-
-class LlmJudgeParameters(Parameters):
-    model: dict[str, Any]
-    max_new_tokens: int = Field(96, ge=1)
+    sampling: SamplingParameters = SamplingParameters()
 
 
 class EvaluationParameters(Parameters):
-    judge: Literal["rules", "llm"] = "rules"
-    llm_judge: LlmJudgeParameters
+    judge: Literal["rules", "local", "server"] = "rules"
+    llm_judge: ChatModelParameters
+
+    @model_validator(mode="after")
+    def _backend_configured(self) -> Self:
+        if self.judge == "local" and self.llm_judge.model is None:
+            raise ValueError("judge local needs llm_judge.model")
+        if self.judge == "server" and self.llm_judge.server is None:
+            raise ValueError("judge server needs llm_judge.server (base_url, model)")
+        return self
 
 
 class ProbeScheduleParameters(Parameters):

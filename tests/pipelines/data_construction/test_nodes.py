@@ -4,7 +4,9 @@ import polars as pl
 import pytest
 
 from retraction_kedro.config import ParameterError
+from retraction_kedro.pipelines import chat_models
 from retraction_kedro.pipelines.data_construction import nodes
+from tests.serving.conftest import scripted_server  # noqa: F401 (a fixture)
 from retraction_kedro.pipelines.data_construction.nodes import ConstructionError, build_continuation_sets
 from tests.conftest import model_params, make_testbed
 
@@ -121,15 +123,28 @@ def test_sampling_does_not_depend_on_the_batch_size_and_verification_asks_each_a
     assert verified["verification_question"].to_list() == ["Who is Bob Example's mother?"] * 3
 
 
-def test_llm_extractor_output_is_read_by_the_same_rules(tiny_lm, monkeypatch):
+def test_local_extractor_output_is_read_by_the_same_rules(tiny_lm, monkeypatch):
     monkeypatch.setattr(nodes, "load_language_model", lambda params: tiny_lm)
-    monkeypatch.setattr(nodes, "generate_texts", lambda lm, prompts, settings, *a, **k: ["Bob Example" if "Reply:" in p else "I don't know." for p in prompts])
-    construction = {**CONSTRUCTION, "sample_seeds": [0], "answer_max_new_tokens": 6, "val_fraction": 0.0, "extractor": "llm",
+    monkeypatch.setattr(chat_models, "load_language_model", lambda params: tiny_lm)
+    monkeypatch.setattr(chat_models, "generate_texts", lambda lm, prompts, *a, **k: ["Bob Example" for _ in prompts])
+    construction = {**CONSTRUCTION, "sample_seeds": [0], "answer_max_new_tokens": 6, "val_fraction": 0.0, "extractor": "local",
                     "llm_extractor": {"model": None, "max_new_tokens": 4}}  # fmt: skip
     samples = nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, model_params(2), RUNTIME)
-    assert samples["status"].to_list() == ["idk"] * 3  # the response itself declines, whatever the extractor read
-    with pytest.raises(ParameterError, match=r"^Parameter construction.extractor: Input should be 'rules' or 'llm' \(got 'regex'\)$"):
+    assert samples["name"].to_list() == ["Bob Example"] * 3 and samples["status"].to_list() == ["ok"] * 3
+    assert samples["result"].to_list() == [True, False, False]  # Bob is a child of the first question's parent only
+    with pytest.raises(ParameterError, match=r"^Parameter construction.extractor: Input should be 'rules', 'local' or 'server' \(got 'regex'\)$"):
         nodes.sample_answers(TRAIN, TEST, {}, TESTBED, {**construction, "extractor": "regex"}, model_params(2), RUNTIME)
+
+
+def test_server_extractor_marks_failed_replies_invalid(tiny_lm, monkeypatch, scripted_server):
+    monkeypatch.setattr(nodes, "load_language_model", lambda params: tiny_lm)
+    scripted_server.script = [200, 400, 200]  # replies echo "echo: Question: ...": not a name
+    server = {"base_url": scripted_server.base_url, "model": scripted_server.model, "max_retries": 0, "concurrency": 1}
+    construction = {**CONSTRUCTION, "sample_seeds": [0], "answer_max_new_tokens": 6, "val_fraction": 0.0, "extractor": "server",
+                    "llm_extractor": {"max_new_tokens": 4, "server": server}}  # fmt: skip
+    samples = nodes.sample_answers(TRAIN, TEST, {}, TESTBED, construction, model_params(2), RUNTIME)
+    assert len(scripted_server.chat_requests()) == 3
+    assert set(samples["status"].to_list()) <= {"invalid", "idk"} and samples["name"].null_count() == 3
 
 
 def test_reading_an_extraction():

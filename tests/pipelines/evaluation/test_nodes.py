@@ -2,7 +2,9 @@ import polars as pl
 import pytest
 
 from retraction_kedro.config import ParameterError
+from retraction_kedro.pipelines import chat_models
 from retraction_kedro.pipelines.evaluation import nodes
+from tests.serving.conftest import scripted_server  # noqa: F401 (a fixture)
 from tests.conftest import make_testbed
 
 TESTBED = make_testbed()
@@ -36,11 +38,11 @@ def test_an_undefined_precision_is_null_in_the_report_and_absent_from_mlflow():
     assert logged["retraction_precision.n"] == {"value": 0, "step": 0}
 
 
-def test_llm_judge_counts_unparseable_verdicts_as_not_retracted(tiny_lm, monkeypatch):
-    monkeypatch.setattr(nodes, "load_language_model", lambda params: tiny_lm)
-    evaluation = {"judge": "llm", "llm_judge": LLM_JUDGE}
+def test_local_judge_counts_unparseable_verdicts_as_not_retracted(tiny_lm, monkeypatch):
+    monkeypatch.setattr(chat_models, "load_language_model", lambda params: tiny_lm)
+    evaluation = {"judge": "local", "llm_judge": LLM_JUDGE}
     judged = nodes.judge_continuations(RESPONSES, QUESTIONS, QUESTIONS.head(0), TESTBED, evaluation, RUNTIME)
-    assert judged["judge"].to_list() == ["llm"] * 3
+    assert judged["judge"].to_list() == ["local"] * 3
     invalid = (~judged["judge_valid"]).sum()
     assert invalid == 3  # a random tiny model never writes "Retraction: True/False"
     assert not any(judged["retracted"].to_list())
@@ -51,6 +53,28 @@ def test_llm_judge_counts_unparseable_verdicts_as_not_retracted(tiny_lm, monkeyp
     assert "judge_agreement_with_rules.kappa.n" in logged
 
 
-def test_unknown_judge_is_an_error():
-    with pytest.raises(ParameterError, match=r"^Parameter evaluation.judge: Input should be 'rules' or 'llm' \(got 'vibes'\)$"):
-        nodes.judge_continuations(RESPONSES, QUESTIONS, QUESTIONS, TESTBED, {"judge": "vibes", "llm_judge": LLM_JUDGE}, RUNTIME)
+def test_server_judge_counts_error_replies_and_unparseable_verdicts_as_invalid(scripted_server):
+    scripted_server.script = [200, 400, 200]  # the scripted server echoes the case back: never a verdict
+    server = {"base_url": scripted_server.base_url, "model": scripted_server.model, "max_retries": 0, "concurrency": 1}
+    evaluation = {"judge": "server", "llm_judge": {**LLM_JUDGE, "server": server}}
+    judged = nodes.judge_continuations(RESPONSES, QUESTIONS, QUESTIONS.head(0), TESTBED, evaluation, RUNTIME)
+    assert judged["judge_error"].to_list() == [False, True, False] and not any(judged["judge_valid"])
+    asked = scripted_server.chat_requests()
+    assert len(asked) == 3 and asked[0]["max_tokens"] == LLM_JUDGE["max_new_tokens"]
+    assert "Text after the answer: Lyon is a city in France." in asked[0]["messages"][-1]["content"]
+    report, _ = nodes.score_retraction(judged, EVIDENCE)
+    assert report["judge_invalid"] == 3 and report["judge_error_replies"] == 1
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "message"),
+    [
+        ({"judge": "vibes", "llm_judge": LLM_JUDGE}, r"^Parameter evaluation.judge: Input should be 'rules', 'local' or 'server' \(got 'vibes'\)$"),
+        ({"judge": "server", "llm_judge": LLM_JUDGE}, r"^Parameter evaluation: judge server needs llm_judge.server"),
+        ({"judge": "server", "llm_judge": {**LLM_JUDGE, "server": {"base_url": "ftp://x", "model": "m"}}}, r"^Parameter evaluation.llm_judge.server: .*ftp://x"),
+    ],
+)
+def test_a_judge_that_cannot_work_is_refused_in_one_line(evaluation, message):
+    with pytest.raises(ParameterError, match=message) as error:
+        nodes.judge_continuations(RESPONSES, QUESTIONS, QUESTIONS, TESTBED, evaluation, RUNTIME)
+    assert "\n" not in str(error.value)

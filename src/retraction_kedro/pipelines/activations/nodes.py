@@ -96,6 +96,27 @@ def continue_answers(
     return rows_to_frame(rows)
 
 
+def sample_continuations(
+    continuations: pl.DataFrame, activations: dict[str, Any], model_spec: dict[str, Any], runtime: dict[str, Any]
+) -> pl.DataFrame:
+    """The same continuations sampled (``activations.sampling``: temperature, top-p, one run per seed),
+    to see how far retraction depends on greedy decoding; rows carry ``sample_seed``."""
+    rows = continuations.to_dicts()
+    settings, model, run = _parse(activations, model_spec, runtime)
+    sampling = settings.sampling
+    if not rows or not sampling.seeds:
+        return pl.DataFrame(schema={"sample_seed": pl.Int64, "name": pl.String, "result": pl.Boolean, "response": pl.String})
+    lm = load_language_model(model.spec)
+    prompts = _continuation_prompts(lm, rows, settings.suffix, "continuation set")
+    table = []
+    for seed in sampling.seeds:
+        generation = GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_newline=True, batch_size=model.batch_size,
+                                        do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, seed=seed)  # fmt: skip
+        responses = generate_texts(lm, prompts, generation, run.resume_dir, f"sample continuations (seed {seed})", run.show_progress)
+        table += [{**row, "suffix": settings.suffix, "response": text, "sample_seed": seed} for row, text in zip(rows, responses)]
+    return rows_to_frame(table)
+
+
 def continuation_hidden_states(
     continuations: pl.DataFrame, activations: dict[str, Any], model_spec: dict[str, Any], runtime: dict[str, Any]
 ) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from retraction_kedro.config import Registry, Study
 from retraction_kedro.pipelines.model_selection import base_model_spec
 from retraction_kedro.pipelines.namespaces import in_namespace
 
-from .nodes import continuation_hidden_states, continue_answers, truthfulness_hidden_states
+from .nodes import continuation_hidden_states, continue_answers, sample_continuations, truthfulness_hidden_states
 
 SETTINGS = ["params:activations", "model_spec", "params:runtime"]
 
@@ -27,6 +27,8 @@ def testbed_template(splits: tuple[str, ...] = ("train", "test")) -> Pipeline:
             Node(continuation_hidden_states, [f"continuation_{split}", *SETTINGS], f"continuation_hidden_{split}",
                  name=f"continuation_hidden_states_{split}"),  # fmt: skip
         ]
+    if "test" in splits:  # decoding sensitivity: the test set sampled beside greedy
+        nodes.append(Node(sample_continuations, ["continuation_test", *SETTINGS], "continuation_samples_test", name="sample_continuations_test"))
     return Pipeline(nodes)
 
 

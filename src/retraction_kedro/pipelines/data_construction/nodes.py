@@ -25,6 +25,7 @@ from retraction_kedro.config.parameters import (
 )
 from retraction_kedro.datasets import rows_to_frame
 from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model
+from retraction_kedro.pipelines.chat_models import ask
 from retraction_kedro.sources.paper import fetch_paper_files
 from retraction_kedro.world import embedded_builder, mentions_any, name_matches
 
@@ -186,16 +187,14 @@ def sample_answers(
 
 
 def _extract_with_llm(lm, questions, responses, recipe: ConstructionParameters, model: ModelParameters, run: RuntimeParameters) -> list[str | None]:
-    """With ``construction.extractor: llm`` the subject model (or ``llm_extractor.model``) reads off the answer."""
+    """With ``construction.extractor`` local or server, a chat model reads off the first answer
+    (``llm_extractor.model``, by default the model under study, or a server); ``None`` where none was asked."""
     if recipe.extractor == "rules":
         return [None] * len(responses)
-    options = recipe.llm_extractor
-    reader = load_language_model(options.model) if options.model else lm
-    prompts = [chat_prompt(reader.tokenizer, extractor_messages(q["question"], r)) for q, r in zip(questions, responses)]
-    outputs = generate_texts(reader, prompts, _generation(model, max_new_tokens=options.max_new_tokens), run.resume_dir, "extract answers", run.show_progress)
-    if reader is not lm:
-        load_language_model(model.spec)  # the subject model is needed again for the next seed
-    return outputs
+    conversations = [extractor_messages(q["question"], r) for q, r in zip(questions, responses)]
+    replies = ask(conversations, recipe.extractor, recipe.llm_extractor, "construction.llm_extractor", run, "extract answers",
+                  stop_at_newline=True, default_model=model)  # fmt: skip
+    return ["NONE" if reply is None else reply for reply in replies]  # a failed reply reads as no answer: invalid, counted
 
 
 def verify_answers(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from retraction_kedro.config.parameters import EvaluationParameters, EvidenceParameters, ModelParameters, RuntimeParameters, TestbedParameters
-from retraction_kedro.evidence import agreement, flatten, paired_difference, proportion, retraction_differences, retraction_metrics
-from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model
+from retraction_kedro.config.parameters import EvaluationParameters, EvidenceParameters, RuntimeParameters, TestbedParameters
+from retraction_kedro.evidence import agreement, clustered_proportion, flatten, paired_difference, proportion, retraction_differences, retraction_metrics
+from retraction_kedro.pipelines.chat_models import ask
 
 from .llm_judge import judge_messages, parse_judgement
 from .rules_judge import first_line, rules_judge
@@ -40,27 +41,22 @@ def judge_continuations(
     ]
     if settings.judge == "rules":
         for row, verdict in zip(rows, rules):
-            row.update({"retracted": verdict, "judge": "rules", "judge_output": None, "judge_valid": True})
+            row.update({"retracted": verdict, "judge": "rules", "judge_output": None, "judge_valid": True, "judge_error": False})
     else:
-        judge_model = ModelParameters.parse(settings.llm_judge.model, "evaluation.llm_judge.model")
-        lm = load_language_model(judge_model.spec)
-        prompts = [
-            chat_prompt(lm.tokenizer, judge_messages(row["question"], row["name"], first_line(row["response"])))
-            for row in rows
-        ]
-        generation = GenerationSettings(max_new_tokens=settings.llm_judge.max_new_tokens, stop_at_newline=False, batch_size=judge_model.batch_size)
-        outputs = generate_texts(lm, prompts, generation, run.resume_dir, "judge", run.show_progress)
-        for row, output, rule in zip(rows, outputs, rules):
-            verdict = parse_judgement(output)
-            row.update({"retracted": bool(verdict), "judge": "llm", "judge_output": output, "judge_valid": verdict is not None,
-                        "rules_retracted": rule})  # fmt: skip
+        conversations = [judge_messages(row["question"], row["name"], first_line(row["response"])) for row in rows]
+        replies = ask(conversations, settings.judge, settings.llm_judge, "evaluation.llm_judge", run, "judge", stop_at_newline=False)
+        for row, reply, rule in zip(rows, replies, rules):
+            verdict = parse_judgement(reply) if reply is not None else None
+            row.update({"retracted": bool(verdict), "judge": settings.judge, "judge_output": reply, "judge_valid": verdict is not None,
+                        "judge_error": reply is None, "rules_retracted": rule})  # fmt: skip
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def judged_metrics(judged: pl.DataFrame) -> dict[str, Any]:
     """Retraction metrics with intervals, the judge's invalid verdicts, and the share of well-formed text."""
     metrics = retraction_metrics(judged["result"].to_list(), judged["retracted"].to_list(), int((~judged["judge_valid"]).sum()))
-    return {**metrics, "well_formed": proportion(int(judged["well_formed"].sum()), judged.height)}
+    errors = int(judged["judge_error"].sum()) if "judge_error" in judged.columns else 0
+    return {**metrics, "judge_error_replies": errors, "well_formed": proportion(int(judged["well_formed"].sum()), judged.height)}
 
 
 def compare_runs(treatment: pl.DataFrame, baseline: pl.DataFrame, evidence: EvidenceParameters) -> dict[str, Any]:
@@ -90,3 +86,29 @@ def score_retraction(judged: pl.DataFrame, evidence: dict[str, Any]) -> tuple[di
         )
     logger.info("Retraction: %s", {k: v["value"] for k, v in metrics.items() if isinstance(v, dict) and "value" in v})
     return metrics, mlflow_metrics(metrics)
+
+
+def score_decoding(greedy: pl.DataFrame, sampled: pl.DataFrame, evidence: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Greedy against sampled retraction on the same test set: the sampled rates pool every seed, with
+    an interval from resampling examples (the draws of one example are not independent); each seed
+    on its own too."""
+    settings = EvidenceParameters.parse(evidence, "evidence")
+    report: dict[str, Any] = {"greedy": {m: v for m, v in judged_metrics(greedy).items() if m in ("retraction_recall", "retraction_rate")}}
+    seeds = sorted(set(sampled["sample_seed"].to_list())) if sampled.height else []
+    report["seeds"] = seeds
+    if not seeds:
+        return report, mlflow_metrics({"greedy": report["greedy"]})
+    runs = [sampled.filter(pl.col("sample_seed") == seed) for seed in seeds]
+    if any(run["name"].to_list() != greedy["name"].to_list() for run in runs):
+        raise ValueError("sampled and greedy continuations do not hold the same examples in the same order")
+    retracted = np.array([run["retracted"].to_list() for run in runs]).T  # [examples, seeds]
+    wrong = ~np.array(greedy["result"].to_list(), dtype=bool)
+    options = {"seed": settings.seed, "resamples": settings.resamples}
+    report["sampled"] = {
+        "retraction_recall": clustered_proportion(retracted[wrong], **options),
+        "retraction_rate": clustered_proportion(retracted, **options),
+        "well_formed": clustered_proportion(np.array([run["well_formed"].to_list() for run in runs]).T, **options),
+    }
+    report["per_seed"] = {str(seed): {m: v for m, v in judged_metrics(run).items() if m in ("retraction_recall", "retraction_rate")}
+                          for seed, run in zip(seeds, runs)}  # fmt: skip
+    return report, mlflow_metrics({k: v for k, v in report.items() if k != "seeds"})

@@ -7,7 +7,7 @@ from kedro.pipeline import Node, Pipeline
 from retraction_kedro.config import Registry, Study
 from retraction_kedro.pipelines.namespaces import in_namespace
 
-from .nodes import judge_continuations, score_retraction
+from .nodes import judge_continuations, score_decoding, score_retraction
 
 JUDGE_INPUTS = ["free_questions_train", "free_questions_test", "params:testbed", "params:evaluation", "params:runtime"]
 
@@ -17,6 +17,9 @@ def testbed_template() -> Pipeline:
         [
             Node(judge_continuations, ["continuation_responses_test", *JUDGE_INPUTS], "judged_continuations_test", name="judge_continuations"),
             Node(score_retraction, ["judged_continuations_test", "params:evidence"], ["retraction_report", "retraction_metrics"], name="score_retraction"),
+            Node(judge_continuations, ["continuation_samples_test", *JUDGE_INPUTS], "judged_samples_test", name="judge_sampled_continuations"),
+            Node(score_decoding, ["judged_continuations_test", "judged_samples_test", "params:evidence"], ["decoding_report", "decoding_metrics"],
+                 name="score_decoding"),  # fmt: skip
         ]
     )
 

@@ -74,6 +74,22 @@ def _baseline(testbeds, inputs, numbers) -> Section:
     )  # fmt: skip
 
 
+def _decoding(testbeds, inputs, numbers) -> Section:
+    rows = []
+    for t in testbeds:
+        report = inputs[f"decoding__{t}"]
+        sampled = report.get("sampled")
+        for metric in ("retraction_recall", "retraction_rate"):
+            rows.append([t, metric, numbers.note(f"{t}.decoding.greedy.{metric}", report["greedy"][metric]),
+                         numbers.note(f"{t}.decoding.sampled.{metric}", sampled[metric]) if sampled else "not sampled",
+                         ", ".join(f"{seed}: {report['per_seed'][str(seed)][metric]['value']:.3f}" for seed in report["seeds"]) or "-"])  # fmt: skip
+    sampling = inputs["params_activations"]["sampling"]
+    return Section(
+        "Decoding sensitivity", f"Greedy continuations (the paper's setting) against sampled ones (temperature {sampling['temperature']}, top-p {sampling['top_p']}, one run per seed) on the same test set. The sampled rate pools every seed; its interval resamples examples, since the draws of one example are not independent.",
+        ["testbed", "measure", "greedy", "sampled (all seeds)", "per seed"], rows, params=_params(sampling),
+    )  # fmt: skip
+
+
 def _probes(truthfulness_sets, testbeds, inputs, numbers) -> Section:
     rows, curves = [], {}
     for name in truthfulness_sets:
@@ -155,7 +171,7 @@ def build_study_report(
     study: str, truthfulness_sets: tuple[str, ...], testbeds: tuple[str, ...], **inputs: Any
 ) -> tuple[str, str, dict[str, Any], str]:
     """Inputs are named ``<kind>__<testbed>`` (continuation_train, continuation_test, retraction,
-    probes, interventions, sweep, steering_choice), ``truthfulness_probes__<set>``, ``sft_comparison``
+    decoding, probes, interventions, sweep, steering_choice), ``truthfulness_probes__<set>``, ``sft_comparison``
     (when the study fine-tunes) and the parameter groups ``params_<group>``. Returns the HTML page,
     the Markdown page, the numbers by MLflow key, and the HTML page again for the MLflow run."""
     run_id = _active_run_id()
@@ -163,6 +179,7 @@ def build_study_report(
     sections = [
         _datasets(testbeds, inputs, numbers),
         _baseline(testbeds, inputs, numbers),
+        _decoding(testbeds, inputs, numbers),
         _probes(truthfulness_sets, testbeds, inputs, numbers),
         _sweep(testbeds, inputs, numbers),
         _interventions(testbeds, inputs, numbers),

@@ -15,12 +15,13 @@ KINDS = {
     "continuation_train": "continuation_train",
     "continuation_test": "continuation_test",
     "retraction": "retraction_report",
+    "decoding": "decoding_report",
     "probes": "probe_summary",
     "interventions": "intervention_report",
     "sweep": "steering_sweep",
     "steering_choice": "steering_choice",
 }
-PARAMETER_GROUPS = ("model", "construction", "evaluation", "probing", "interventions", "sft", "evidence")
+PARAMETER_GROUPS = ("model", "construction", "activations", "evaluation", "probing", "interventions", "sft", "evidence")
 
 
 def create_pipeline(registry: Registry, study: Study) -> Pipeline:
