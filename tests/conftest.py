@@ -160,12 +160,12 @@ def kedro_project(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def constructed_project(tmp_path_factory):
-    """One small embedded construction run (the geo_city testbed), shared by the pipelines that follow it."""
+    """One small embedded construction run (the geo_city testbed and the truthfulness set), shared by the
+    pipelines that follow it."""
     project = make_project(tmp_path_factory.mktemp("constructed"))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
-        run_pipeline(project, "data_construction", SMALL_CONSTRUCTION, node_names=["build_embedded_world"])
-        run_pipeline(project, "data_construction", SMALL_CONSTRUCTION, namespaces=["geo_city"])
+        run_pipeline(project, "data_construction", SMALL_CONSTRUCTION, namespaces=["geo_city", "geo_truthfulness"])
     return project
 
 

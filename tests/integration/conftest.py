@@ -5,6 +5,9 @@ import pytest
 from tests.conftest import run_pipeline
 
 TESTBEDS = ["geo_city"]
+# one band and one relative alpha: the sweep's shape, at a fraction of its time
+SMALL_INTERVENTIONS = {"interventions": {"max_new_tokens": 32, "sweep": {
+    "max_examples": 16, "bands": [{"from_fraction": 0.28, "to_fraction": 0.55}], "alphas": [0.1]}}}
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +18,5 @@ def evaluated_project(constructed_project):
         run_pipeline(constructed_project, "activations", params, namespaces=[*TESTBEDS, "geo_truthfulness"])
         run_pipeline(constructed_project, "evaluation", params, namespaces=TESTBEDS)
         run_pipeline(constructed_project, "probing", namespaces=[*TESTBEDS, "geo_truthfulness"])
-        small = {"interventions": {"max_new_tokens": 32, "steering": {"sweep_layers": [[8, 16]], "sweep_alphas": [2.0]}}}
-        run_pipeline(constructed_project, "interventions", small, namespaces=[*TESTBEDS, "geo_truthfulness"])
+        run_pipeline(constructed_project, "interventions", SMALL_INTERVENTIONS, namespaces=[*TESTBEDS, "geo_truthfulness"])
     return constructed_project

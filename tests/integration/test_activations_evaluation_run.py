@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from retraction_kedro.datasets import read_jsonl
+from retraction_kedro.evidence import flatten, paired_difference_by_layer
 from retraction_kedro.lm import ModelSpec, capture_hidden_states, continuation_prompt, load_language_model
 from tests.conftest import PROJECT_ROOT, run_pipeline
 
@@ -36,16 +37,21 @@ def test_retraction_metrics_reach_the_report_and_mlflow(evaluated_project):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.retraction_recall` >= 0")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.retraction_recall.n` >= 0")
     assert len(runs) == 1
     logged = runs[0].data.metrics
     for testbed in TESTBEDS:
         report = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / testbed / "retraction.json").read_text())
-        print(testbed, {k: round(v, 3) for k, v in report.items()})
-        assert report["wrong_retracted"] + report["wrong_not_retracted"] > 0
-        assert 0.0 <= report["retraction_recall"] <= 1.0
-        assert logged[f"{testbed}.retraction_recall"] == pytest.approx(report["retraction_recall"])
-        assert logged[f"{testbed}.judge_invalid"] == 0.0
+        judged = read_jsonl(str(latest(evaluated_project / "data/07_model_output" / SLUG / testbed / "judged_continuations_test.jsonl")))
+        wrong = [row for row in judged if not row["result"]]
+        recall = report["retraction_recall"]
+        print(testbed, {k: v["value"] if isinstance(v, dict) else v for k, v in report.items()})
+        assert recall["n"] == len(wrong) > 0 and recall["k"] == sum(row["retracted"] for row in wrong)
+        assert recall["ci_low"] <= recall["value"] <= recall["ci_high"] and recall["ci_high"] > recall["ci_low"]
+        for key in ("retraction_recall", "retraction_recall.ci_low", "retraction_recall.ci_high", "retraction_recall.n", "well_formed"):
+            assert logged[f"{testbed}.{key}"] == pytest.approx(flatten({"retraction_recall": recall, "well_formed": report["well_formed"]})[key])
+        if report["retraction_precision"]["value"] is None:  # nothing retracted: undefined, not 0
+            assert f"{testbed}.retraction_precision" not in logged and logged[f"{testbed}.retraction_precision.n"] == 0
 
 
 def test_probing_logs_per_layer_metrics_and_writes_its_artifacts(evaluated_project):
@@ -76,7 +82,7 @@ def test_batched_probes_agree_with_scikit_learn_on_every_layer(evaluated_project
 
     import yaml
 
-    from retraction_kedro.probes import ProbeSchedule, binary_scores, fit_sklearn_probes, predict, train_probes
+    from retraction_kedro.probes import ProbeSchedule, fit_sklearn_probes, predict, train_probes
 
     folder = evaluated_project / "data/04_feature" / SLUG / "geo_truthfulness"
     hidden = {s: load_file(latest(folder / f"hidden_{s}.safetensors"))["hidden"] for s in ("train", "test")}
@@ -89,15 +95,17 @@ def test_batched_probes_agree_with_scikit_learn_on_every_layer(evaluated_project
     x, y, xv, yv = hidden["train"][fit], labels["train"][fit], hidden["train"][val], labels["train"][val]
     batched = train_probes(x, y, xv, yv, [ProbeSchedule(**s) for s in probing["schedules"]], seed=probing["seed"])
     sk = fit_sklearn_probes(x, y, probing["sklearn_c"], probing["seed"], xv, yv)
-    a = binary_scores(predict(batched, hidden["test"]) > 0.5, labels["test"])["accuracy"]
-    b = binary_scores(predict(sk, hidden["test"]) > 0.5, labels["test"])["accuracy"]
-    print(f"\n{'layer':>5}{'batched':>9}{'sklearn':>9}{'gap':>7}")
-    for layer, (u, v) in enumerate(zip(a.tolist(), b.tolist())):
-        print(f"{layer:>5}{u:>9.3f}{v:>9.3f}{u - v:>7.3f}")
+    right_batched = (predict(batched, hidden["test"]) > 0.5) == labels["test"].bool().unsqueeze(1)
+    right_sklearn = (predict(sk, hidden["test"]) > 0.5) == labels["test"].bool().unsqueeze(1)
+    differences = paired_difference_by_layer(right_sklearn.numpy(), right_batched.numpy(), seed=0)
+    a, b = right_batched.float().mean(0), right_sklearn.float().mean(0)
+    print(f"\n{'layer':>5}{'batched':>9}{'sklearn':>9}{'gap':>7}   95% paired-bootstrap interval of the gap, McNemar p")
+    for layer, (u, v, d) in enumerate(zip(a.tolist(), b.tolist(), differences)):
+        print(f"{layer:>5}{u:>9.3f}{v:>9.3f}{u - v:>7.3f}   [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]  p={d['p_value']:.3f}")
     gap = (a - b).abs()
-    print(f"max gap {gap.max():.3f}, mean gap {gap.mean():.3f}, layers within 3 points: {(gap <= 0.03).sum().item()}/{len(gap)}")
-    # Two estimators on ~1200 examples, scored on ~1500; near-chance early layers differ the most.
-    assert gap.mean() <= 0.02 and gap.max() <= 0.06
+    print(f"n={len(labels['test'])} test examples; max gap {gap.max():.3f}, mean gap {gap.mean():.3f}")
+    # Two estimators on ~1200 examples, scored on ~1500 (the probing issue's criterion, restated in #14).
+    assert gap.mean() <= 0.02 and gap.max() <= 0.05
 
 
 def test_interventions_log_each_configuration_beside_the_baseline(evaluated_project):
@@ -107,12 +115,18 @@ def test_interventions_log_each_configuration_beside_the_baseline(evaluated_proj
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.steer_none.retraction_rate` >= 0")
     assert len(runs) == 1
     logged = runs[0].data.metrics
-    for name in ("steer_none", "steer_neg", "steer_pos", "patch_none", "patch_values_neg", "patch_attention_neg", "patch_attention_top8_pos"):
-        assert f"geo_city.{name}.retraction_recall" in logged
-    report = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering.json").read_text())
-    baseline = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "retraction.json").read_text())
-    print({name: round(report[name]["retraction_rate"], 3) for name in ("steer_none", "steer_neg", "steer_pos")})
-    # unsteered continuations under the interventions pipeline are the evaluation pipeline's own
-    assert report["steer_none"]["retraction_rate"] == pytest.approx(baseline["retraction_rate"])
+    for name in ("steer_none", "steer_neg", "steer_pos", "steer_probe_neg", "patch_none", "patch_values_neg", "patch_attention_neg",
+                 "patch_attention_top8_pos"):  # fmt: skip
+        assert f"geo_city.{name}.retraction_recall.n" in logged
+        if name not in ("steer_none", "patch_none"):
+            assert f"geo_city.{name}.change.retraction_rate.p_value" in logged
+    folder = evaluated_project / "data/07_model_output" / SLUG / "geo_city"
+    runs = read_jsonl(str(latest(folder / "judged_intervention_continuations.jsonl")))
+    evaluated = read_jsonl(str(latest(folder / "judged_continuations_test.jsonl")))
+    # the unsteered run is the evaluation's own continuations (same generation settings), not a second generation
+    assert [r["response"] for r in runs if r["configuration"] == "steer_none"] == [r["response"] for r in evaluated]
     sweep = read_jsonl(str(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering_sweep.jsonl")))
-    assert [row["alpha"] for row in sweep] == [0.0, -2.0, 2.0]
+    assert [row["alpha"] for row in sweep] == [0.0, -0.1, 0.1]
+    assert sweep[1]["relative_size"] == pytest.approx(0.1)  # relative scale: a tenth of the mean residual norm
+    choice = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering_choice.json").read_text())
+    assert choice["split"] == "train" and choice["examples"] <= 16

@@ -19,4 +19,4 @@ def test_notebook_draws_probe_and_steering_figures(evaluated_project, monkeypatc
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2  # probe accuracy, steering
     text = "".join(o.get("text", "") for o in outputs)
-    assert "probed testbeds: ['geo_city']" in text and "best truthfulness layer" in text
+    assert "probed testbeds: ['geo_city']" in text and "geo_truthfulness: best truthfulness layer" in text

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from retraction_kedro.datasets import read_jsonl
+from retraction_kedro.config import Registry
 from retraction_kedro.pipelines.sft import create_pipeline
 from tests.conftest import run_pipeline
 
@@ -17,7 +18,8 @@ MODEL = "finetuned_geo_city"
 @pytest.fixture(scope="module")
 def finetuned_project(evaluated_project):
     # geo_city only (the shared construction has no geo_currency sets), so no comparison node
-    nodes = [n.name for n in create_pipeline().nodes if n.name.startswith(f"{MODEL}.") and "geo_currency" not in n.name]
+    registry = Registry.load(evaluated_project)
+    nodes = [n.name for n in create_pipeline(registry, registry.default_study).nodes if n.name.startswith(f"{MODEL}.") and "geo_currency" not in n.name]
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(evaluated_project)
         run_pipeline(evaluated_project, "sft", {"activations": {"max_new_tokens": 32}}, node_names=nodes)
@@ -45,5 +47,5 @@ def test_the_finetuned_model_runs_through_the_same_templates(finetuned_project):
     assert [r["response"] for r in tuned] != [r["response"] for r in base]  # from other weights
     report = json.loads(latest(finetuned_project / "data/08_reporting" / SLUG / f"{MODEL}.geo_city" / "retraction.json").read_text())
     summary = json.loads(latest(finetuned_project / "data/08_reporting" / SLUG / f"{MODEL}.geo_truthfulness" / "probe_summary.json").read_text())
-    print({k: round(v, 3) for k, v in report.items()}, "probe best layer", summary["best_layer"])
-    assert 0 <= report["retraction_recall"] <= 1 and len(summary["layers"]) == 30
+    print({k: v["value"] if isinstance(v, dict) else v for k, v in report.items()}, "probe best layer", summary["best_layer"]["layer"])
+    assert report["retraction_recall"]["n"] == sum(not r["result"] for r in tuned) and len(summary["layers"]) == 30

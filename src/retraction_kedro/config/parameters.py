@@ -228,6 +228,22 @@ class ChatModelParameters(Parameters):
         return ChatServerSettings.from_params({"max_tokens": self.max_new_tokens, **self.server}, name=f"{name}.server")
 
 
+class SplitSelection(Parameters):
+    """Which kept answers of a split enter its continuation set: balanced (min of both classes, the paper's
+    train sets), or every one up to a cap per class (the paper keeps unbalanced test sets where correct
+    answers are scarce)."""
+
+    balance: bool = False
+    max_wrong: int | None = Field(None, ge=1)
+    max_correct: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _balance_or_caps(self) -> Self:
+        if self.balance and (self.max_wrong or self.max_correct):
+            raise ValueError("a balanced split takes no caps")
+        return self
+
+
 class ConstructionParameters(Parameters):
     seed: int = 0
     sample_seeds: list[int] = Field(min_length=1)
@@ -238,7 +254,16 @@ class ConstructionParameters(Parameters):
     max_answers_per_question: int = Field(100, ge=1)
     max_questions_per_split: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, ge=0, lt=1)
-    balance_train: bool = True
+    splits: dict[Literal["train", "val", "test"], SplitSelection] = Field(
+        default_factory=lambda: {"train": SplitSelection(balance=True), "val": SplitSelection(), "test": SplitSelection()}
+    )
+
+    @field_validator("splits")
+    @classmethod
+    def _every_split(cls, value: dict) -> dict:
+        if set(value) != {"train", "val", "test"}:
+            raise ValueError(f"name train, val and test (got {sorted(value)})")
+        return value
     extractor: Literal["rules", "local", "server"] = "rules"
     llm_extractor: ChatModelParameters = ChatModelParameters()
 

@@ -15,7 +15,8 @@ TESTBED = make_testbed(
     constraint_field="parent_name", min_name_words=2, max_name_words=6,
     verification={"template": "Who is {name}'s {parent_type}?", "response_field": "parent_response", "shots": 1},
 )  # fmt: skip
-CONSTRUCTION = {"seed": 0, "max_answers_per_question": 2, "balance_train": True, "sample_seeds": [0]}
+BALANCED = {split: {"balance": True} for split in ("train", "val", "test")}
+CONSTRUCTION = {"seed": 0, "max_answers_per_question": 2, "splits": BALANCED, "sample_seeds": [0]}
 RUNTIME = {"resume_dir": None, "show_progress": False}
 
 
@@ -66,6 +67,24 @@ def test_builds_balanced_sets_in_the_paper_schema():
     counts = summary["counts"]
     assert counts["idk"] == 1 and counts["questions"] == 3 and counts["test_kept_wrong"] == 1
     assert metrics["idk"] == {"value": 1.0, "step": 0}
+
+
+def test_val_and_test_sets_keep_every_wrong_answer_up_to_their_cap():
+    verified = [verified_row("train", 0, "Bob Example", True, True), verified_row("train", 0, "Zed Wrong", False, True),
+                verified_row("test", 0, "Gus Test", True, True)]  # fmt: skip
+    verified += [verified_row("test", 0, f"Wrong {chr(65 + i)}", False, True) for i in range(5)]
+    recipe = {**CONSTRUCTION, "max_answers_per_question": 10}
+    capped = {**BALANCED, "test": {"balance": False, "max_wrong": 3}}
+    _, _, test, summary, _ = build_continuation_sets(samples_for(verified), pl.DataFrame(verified), TRAIN, TEST, TESTBED, {**recipe, "splits": capped})
+    assert sorted(test["result"].to_list()) == [False, False, False, True]  # all correct ones, three of five wrong
+    assert summary["counts"]["test_kept_wrong"] == 3 and summary["counts"]["test_kept_correct"] == 1
+    again = build_continuation_sets(samples_for(verified), pl.DataFrame(verified), TRAIN, TEST, TESTBED, {**recipe, "splits": capped})[2]
+    assert again["name"].to_list() == test["name"].to_list()  # the seed decides which three
+    _, _, balanced, _, _ = build_continuation_sets(samples_for(verified), pl.DataFrame(verified), TRAIN, TEST, TESTBED, recipe)
+    assert sorted(balanced["result"].to_list()) == [False, True]
+    with pytest.raises(ParameterError, match=r"construction.splits.test: Value error, a balanced split takes no caps|construction.splits.test: a balanced split takes no caps"):
+        build_continuation_sets(samples_for(verified), pl.DataFrame(verified), TRAIN, TEST, TESTBED,
+                                {**recipe, "splits": {**BALANCED, "test": {"balance": True, "max_wrong": 3}}})  # fmt: skip
 
 
 def test_an_empty_class_fails_with_the_stage_counts():

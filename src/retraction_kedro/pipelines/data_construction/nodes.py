@@ -16,6 +16,7 @@ import polars as pl
 from retraction_kedro.config.parameters import (
     ConstructionParameters,
     ModelParameters,
+    SplitSelection,
     PaperDataParameters,
     QuestionSource,
     RuntimeParameters,
@@ -275,7 +276,8 @@ def build_continuation_sets(
     testbed: dict[str, Any],
     construction: dict[str, Any],
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any], dict[str, Any]]:
-    """Keep verified answers, deduplicate, cap per question, balance, and write the paper's schema."""
+    """Keep verified answers, deduplicate, cap per question, select per split (balanced, or capped per
+    class), and write the paper's schema."""
     entry = TestbedParameters.parse(testbed, "testbed")
     recipe = ConstructionParameters.parse(construction, "construction")
     by_split = {"train": train_questions.to_dicts(), "test": test_questions.to_dicts()}
@@ -300,8 +302,7 @@ def build_continuation_sets(
                 response_field: answer["verification_response"],
             })  # fmt: skip
             rows.append(row)
-        if split != "train" or recipe.balance_train:
-            rows = _balance(rows, rng)
+        rows = _select(rows, recipe.splits[split], rng)
         sets[split] = rows
         counts[f"{split}_kept_correct"] = sum(r["result"] for r in rows)
         counts[f"{split}_kept_wrong"] = sum(not r["result"] for r in rows)
@@ -316,14 +317,18 @@ def build_continuation_sets(
     return rows_to_frame(sets["train"]), rows_to_frame(sets["val"]), rows_to_frame(sets["test"]), summary, metrics
 
 
-def _balance(rows: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
-    """Shuffle positives and negatives and keep min(count) of each, as the paper does globally."""
+def _select(rows: list[dict[str, Any]], selection: SplitSelection, rng: random.Random) -> list[dict[str, Any]]:
+    """Balanced: min(count) of each class, as the paper does globally; otherwise each class up to its cap.
+    Shuffled with the seeded ``rng`` before cutting, and back in (question, name) order after."""
     positives = [r for r in rows if r["result"]]
     negatives = [r for r in rows if not r["result"]]
     rng.shuffle(positives)
     rng.shuffle(negatives)
-    keep = min(len(positives), len(negatives))
-    return sorted(positives[:keep] + negatives[:keep], key=lambda r: (r["index"], r["name"]))
+    if selection.balance:
+        keep_correct = keep_wrong = min(len(positives), len(negatives))
+    else:
+        keep_correct, keep_wrong = selection.max_correct or len(positives), selection.max_wrong or len(negatives)
+    return sorted(positives[:keep_correct] + negatives[:keep_wrong], key=lambda r: (r["index"], r["name"]))
 
 
 def _stage_counts(samples: pl.DataFrame, verified: pl.DataFrame) -> dict[str, int]:
