@@ -8,25 +8,29 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from kedro.io.core import DatasetError
 
 from retraction_kedro.datasets.jsonl import JSONLFormatError
 from retraction_kedro.sources import (
     DEFAULT_BASE_URL,
     PAPER_FILES,
     REQUIRED_FIELDS,
+    NoReleasedSets,
     PaperDataUnavailable,
+    ReleasedContinuationDataset,
     continuation_file_key,
     continuation_file_path,
     fetch_paper_files,
     load_paper_table,
     normalize_continuation_rows,
     paper_file,
+    released_model_folder,
 )
+
+from .http_server import serve_files
 
 SYSTEM = "You are a test assistant. Always begin responses with the direct answer."
 
@@ -251,41 +255,10 @@ def test_normalize_continuation_rows_validates_constructed_rows():
 # --------------------------------------------------------------------------- fetching
 
 
-class _Handler(BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    claimed_length: dict[str, int] = {}
-    requests: list[str] = []
-
-    def do_GET(self):  # noqa: N802 - http.server API
-        self.requests.append(self.path)
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(self.claimed_length.get(self.path, len(body))))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-        self.close_connection = True
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    handler = type("Handler", (_Handler,), {"files": {}, "claimed_length": {}, "requests": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield handler, f"http://127.0.0.1:{httpd.server_address[1]}/data/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serve_files() as served:
+        yield served
 
 
 def _no_partials(root: Path) -> bool:
@@ -339,7 +312,9 @@ def test_404_gives_one_clear_message(tmp_path, server):
         (b"<html>rate limited</html>\n", None, "not valid JSON"),
         (jsonl_bytes([celebrity_free_row()]) + b'{"parent_type": "fa', None, "line 2: not valid JSON"),
         (jsonl_bytes([celebrity_free_row()]), 10_000, ""),  # connection closes before Content-Length bytes
-        (jsonl_bytes([{"parent_type": "mother"}]), None, "missing required field"),
+        (jsonl_bytes([{"parent_type": "mother"}]), None, "line 1: missing required field 'parent_name'"),
+        (jsonl_bytes([celebrity_free_row(), celebrity_free_row(answers=[])]), None, "line 2: field 'answers' must be a non-empty list"),
+        (jsonl_bytes([celebrity_free_row(parent_type="aunt")]), None, "line 1: field 'parent_type' must be 'mother' or 'father'"),
         (b"", None, "no rows"),
     ],
 )
@@ -353,6 +328,7 @@ def test_garbage_or_truncated_download_is_rejected_and_nothing_left(tmp_path, se
         fetch_paper_files(tmp_path, ["celebrity_train_free"], base_url=base_url, timeout=5)
     message = str(info.value)
     assert reason in message and str(tmp_path / PAPER_FILES["celebrity_train_free"].path) in message
+    assert base_url + PAPER_FILES["celebrity_train_free"].path in message  # the file served, by its URL
     assert not (tmp_path / PAPER_FILES["celebrity_train_free"].path).exists()
     assert _no_partials(tmp_path)
 
@@ -378,6 +354,103 @@ def test_unreachable_host_stops_after_first_failure(tmp_path):
     message = str(info.value)
     assert "cannot connect" in message and "not tried after an earlier connection failure" in message
     assert "Traceback" not in message and _no_partials(tmp_path)
+
+
+# --------------------------------------------------------------------------- the released sets of every model
+
+MODELS = ("Llama-3.1-8B-Instruct", "Qwen2.5-7B-Instruct", "OLMo-2-1124-7B-Instruct")
+
+
+def test_the_registry_lists_exactly_the_released_continuation_sets():
+    released = [(model, "wikidata", split) for model in MODELS for split in ("train", "test", "val")]
+    released += [(MODELS[0], "celebrity", "train")] + [(model, "celebrity", "test") for model in MODELS]
+    expected = {f"{t}/{t}_continuation/{m}/{t}_{s}_continuation.jsonl" for m, t, s in released}
+    assert {entry.path for entry in PAPER_FILES.values() if entry.kind.endswith("_continuation")} == expected
+
+
+@pytest.mark.parametrize(
+    ("model_name", "override", "folder"),
+    [
+        ("meta-llama/Llama-3.1-8B-Instruct", None, "Llama-3.1-8B-Instruct"),
+        ("Qwen/Qwen2.5-7B-Instruct", None, "Qwen2.5-7B-Instruct"),
+        ("allenai/OLMo-2-1124-7B-Instruct", None, "OLMo-2-1124-7B-Instruct"),
+        ("/models/qwen2.5-7b-instruct/", None, "Qwen2.5-7B-Instruct"),  # a local copy named after the model
+        ("/hub/models--allenai--OLMo-2-1124-7B-Instruct/snapshots/0a1b2c", "olmo-2-1124-7b-instruct", "OLMo-2-1124-7B-Instruct"),
+    ],
+)
+def test_the_released_folder_follows_the_model_name_or_the_override(model_name, override, folder):
+    assert released_model_folder(model_name, override) == folder
+
+
+@pytest.mark.parametrize(
+    ("model_name", "override", "named"),
+    [
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", None, "model.name 'HuggingFaceTB/SmolLM2-135M-Instruct'"),
+        ("meta-llama/Llama-3.1-8B", None, "model.name 'meta-llama/Llama-3.1-8B'"),  # the base model is another model
+        ("Qwen/Qwen2.5-7B-Instruct", "Qwen2.5-7B", "paper_data.released_model 'Qwen2.5-7B'"),  # the override is not second-guessed
+    ],
+)
+def test_a_model_without_released_sets_fails_with_one_line_naming_those_with_them(model_name, override, named):
+    with pytest.raises(NoReleasedSets) as info:
+        released_model_folder(model_name, override)
+    message = str(info.value)
+    assert "\n" not in message and named in message and all(model in message for model in MODELS), message
+
+
+def released(testbed, model, rights, wrongs, where=True):
+    """``rights`` right and ``wrongs`` wrong answers, named after ``model`` so each model's set is its own."""
+    rows = [continuation_row(testbed, name=f"{model} Right{i}", result=True, index=i) for i in range(rights)]
+    rows += [continuation_row(testbed, name=f"{model} Wrong{i}", result=False, index=rights + i) for i in range(wrongs)]
+    return rows if where else [{k: v for k, v in row.items() if k != "where_response"} for row in rows]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_model_loads_its_own_released_sets_validated_and_as_released(tmp_path, model):
+    """The unbalanced CELEBRITY test sets of Qwen and OLMo load as they are (nothing rebalanced)."""
+    sets = {("celebrity", "test"): released("celebrity", model, 3, 1), ("wikidata", "val"): released("wikidata", model, 1, 1)}
+    sets[("wikidata", "train")] = released("wikidata", model, 2, 2, where=model != MODELS[0])  # Llama's has no where_response
+    for (testbed, split), rows in sets.items():
+        write_jsonl(tmp_path / continuation_file_path(testbed, split, model), rows)
+    for (testbed, split), rows in sets.items():
+        dataset = ReleasedContinuationDataset(testbed, split, model=f"org/{model}", root=str(tmp_path), allow_download=False)
+        assert dataset.exists()
+        expected = [{**row, "where_response": row.get("where_response")} if testbed == "wikidata" else row for row in rows]
+        assert dataset.load().to_dicts() == expected, (testbed, split)
+
+
+def test_a_split_not_released_for_the_model_fails_when_read(tmp_path):
+    dataset = ReleasedContinuationDataset("celebrity", "train", model="Qwen/Qwen2.5-7B-Instruct", root=str(tmp_path))
+    assert not dataset.exists()
+    with pytest.raises(DatasetError) as info:
+        dataset.load()
+    message = str(info.value).strip()
+    assert "released no celebrity train continuation set for Qwen2.5-7B-Instruct" in message and "'celebrity': ['test']" in message
+    assert "\n" not in message and not list(tmp_path.iterdir())
+
+
+def test_released_sets_are_read_only(tmp_path):
+    path = write_jsonl(tmp_path / continuation_file_path("wikidata", "test", MODELS[1]), released("wikidata", MODELS[1], 1, 1))
+    before = path.read_bytes()
+    dataset = ReleasedContinuationDataset("wikidata", "test", model=MODELS[1], root=str(tmp_path), allow_download=False)
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save(dataset.load())
+    assert path.read_bytes() == before
+
+
+def test_a_missing_released_set_is_downloaded_or_refused_whole(tmp_path, server):
+    handler, base_url = server
+    rows = released("wikidata", MODELS[1], 2, 1)
+    handler.files["/data/" + continuation_file_path("wikidata", "test", MODELS[1])] = jsonl_bytes(rows)
+    bad = continuation_file_path("wikidata", "test", MODELS[2])
+    handler.files["/data/" + bad] = jsonl_bytes([rows[0], {**rows[1], "result": "false"}])
+    options = {"root": str(tmp_path), "base_url": base_url, "timeout": 5}
+    assert ReleasedContinuationDataset("wikidata", "test", model=MODELS[1], **options).load().to_dicts() == rows
+    assert (tmp_path / continuation_file_path("wikidata", "test", MODELS[1])).is_file()
+    with pytest.raises(DatasetError) as info:
+        ReleasedContinuationDataset("wikidata", "test", model=MODELS[2], **options).load()
+    message = str(info.value)
+    assert base_url + bad in message and "line 2: field 'result' must be a boolean" in message
+    assert not (tmp_path / bad).exists() and _no_partials(tmp_path)
 
 
 # --------------------------------------------------------------------------- the real release, when present

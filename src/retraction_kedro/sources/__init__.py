@@ -5,8 +5,10 @@ from retraction_kedro.sources.paper import (
     DEFAULT_CONTINUATION_MODEL,
     DEFAULT_LOCAL_ROOT,
     PAPER_FILES,
+    RELEASED_CONTINUATIONS,
     REQUIRED_FIELDS,
     VERIFICATION_RESPONSE_FIELD,
+    NoReleasedSets,
     PaperDataUnavailable,
     PaperFile,
     continuation_file_key,
@@ -15,15 +17,20 @@ from retraction_kedro.sources.paper import (
     load_paper_table,
     normalize_continuation_rows,
     paper_file,
+    released_model_folder,
+    released_splits,
 )
+from retraction_kedro.sources.released import ReleasedContinuationDataset
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_CONTINUATION_MODEL",
     "DEFAULT_LOCAL_ROOT",
     "PAPER_FILES",
+    "RELEASED_CONTINUATIONS",
     "REQUIRED_FIELDS",
     "VERIFICATION_RESPONSE_FIELD",
+    "NoReleasedSets",
     "PaperDataUnavailable",
     "PaperFile",
     "continuation_file_key",
@@ -32,4 +39,7 @@ __all__ = [
     "load_paper_table",
     "normalize_continuation_rows",
     "paper_file",
+    "released_model_folder",
+    "released_splits",
+    "ReleasedContinuationDataset",
 ]

@@ -30,6 +30,13 @@ DEFAULT_CONTINUATION_MODEL = "Llama-3.1-8B-Instruct"
 
 TESTBEDS = ("wikidata", "celebrity")
 CONTINUATION_SPLITS = ("train", "test", "val")
+#: The models whose continuation sets the paper released (their folder names), and the splits released
+#: per testbed: Qwen and OLMo have no CELEBRITY train set, and their CELEBRITY test sets are unbalanced.
+RELEASED_CONTINUATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Llama-3.1-8B-Instruct": {"wikidata": ("train", "test", "val"), "celebrity": ("train", "test")},
+    "Qwen2.5-7B-Instruct": {"wikidata": ("train", "test", "val"), "celebrity": ("test",)},
+    "OLMo-2-1124-7B-Instruct": {"wikidata": ("train", "test", "val"), "celebrity": ("test",)},
+}
 #: The field holding the model's answer to the verification question, per testbed.
 VERIFICATION_RESPONSE_FIELD = {"wikidata": "where_response", "celebrity": "parent_response"}
 
@@ -57,6 +64,10 @@ CONTINUATION_KINDS = {"wikidata_continuation": "wikidata", "celebrity_continuati
 
 class PaperDataUnavailable(RuntimeError):
     """Paper files that are neither present locally nor downloadable; the message says where to put them."""
+
+
+class NoReleasedSets(ValueError):
+    """The paper released no continuation sets for this model; the message (one line) lists the models it did."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +128,10 @@ def _build_registry() -> dict[str, PaperFile]:
         files[f"celebrity_{split}_free"] = PaperFile(f"celebrity/celebrity_{split}_free.jsonl", "celebrity_free")
         files[f"celebrity_{split}_parent"] = PaperFile(f"celebrity/celebrity_{split}_parent.jsonl", "celebrity_parent")
         files[f"truthfulness_{split}"] = PaperFile(f"universal_truthfulness/truthfulness_{split}.jsonl", "truthfulness")
-    for testbed, splits in (("wikidata", ("train", "test", "val")), ("celebrity", ("train", "test"))):
-        for split in splits:
-            files[continuation_file_key(testbed, split)] = _continuation_entry(testbed, split)
+    for model_name, testbeds in RELEASED_CONTINUATIONS.items():
+        for testbed, splits in testbeds.items():
+            for split in splits:
+                files[continuation_file_key(testbed, split, model_name)] = _continuation_entry(testbed, split, model_name)
     files["wikidata_city"] = PaperFile("wikidata/city.jsonl", "wikidata_city")
     files["wikidata_profession"] = PaperFile("wikidata/profession.jsonl", "wikidata_profession")
     files["celebrity_raw"] = PaperFile("celebrity/celebrity_continuation/raw_celebrity.jsonl", "celebrity_raw")
@@ -147,6 +159,33 @@ def paper_file(key: str) -> PaperFile:
         except ValueError as error:
             raise ValueError(f"unknown paper file key {key!r}: {error}") from None
     raise ValueError(f"unknown paper file key {key!r}; known keys: {sorted(PAPER_FILES)}")
+
+
+def released_model_folder(model_name: str, override: str | None = None) -> str:
+    """The folder of the paper's released continuation sets for the model under study.
+
+    ``override`` (``paper_data.released_model``) when given, else the last part of ``model_name``: a
+    hub id (``Qwen/Qwen2.5-7B-Instruct``) or a local directory named after the model both end in the
+    folder name; a hub cache snapshot (``.../snapshots/<hash>``) does not, hence the override. Case is
+    ignored. The base models (``Llama-3.1-8B``) are other models: their answers are not these sets.
+    """
+    wanted = override or model_name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    folders = {folder.lower(): folder for folder in RELEASED_CONTINUATIONS}
+    if wanted.lower() in folders:
+        return folders[wanted.lower()]
+    asked = f"paper_data.released_model {override!r}" if override else f"model.name {model_name!r}"
+    raise NoReleasedSets(
+        f"The paper released no continuation sets for {asked}; models with released sets: {', '.join(RELEASED_CONTINUATIONS)} "
+        "(set paper_data.released_model to one of them when model.name is a local copy, or build this model's own sets "
+        "with the data_construction_paper pipeline, without --env paper_released)"
+    )
+
+
+def released_splits(model_folder: str, testbed: str) -> tuple[str, ...]:
+    """Splits of ``testbed`` the paper released for ``model_folder`` (a key of ``RELEASED_CONTINUATIONS``)."""
+    if testbed not in TESTBEDS:
+        raise ValueError(f"unknown testbed {testbed!r}; expected one of {list(TESTBEDS)}")
+    return RELEASED_CONTINUATIONS[model_folder][testbed]
 
 
 # --------------------------------------------------------------------------- validation
