@@ -7,12 +7,15 @@ Rules, in order:
    dropped; a description followed by the name in apposition (\"The capital of Thailand, Bangkok, is\")
    gives the name; a lead-in that describes the kind of answer in lower case before giving it
    (\"One city in Kenya is Nairobi\", \"The most notable example of a country using the Peso is
-   actually Chile\") is reduced to what follows its verb. A response opening with \"Here\"/\"There\" is ``invalid``.
+   actually Chile\") is reduced to what follows its verb; a name introduced as such (\"The city of Taipei
+   is ...\", \"The city known as Seoul\", \"Cities like Sydney, Melbourne\") is taken from after the
+   introduction. A response opening with \"Here\"/\"There\" is ``invalid``.
 4. The answer ends at the first sentence or clause boundary (\". \", \",\", \";\", \":\", \"(\", \" - \")
-   or the first verb or relative word that starts a description (\" is \", \" was \", \" uses \", \" who \", ...).
-5. The result is ``invalid`` when empty, outside [min_words, max_words] words, without letters, or
-   not written as a name: every word must start with a capital letter or digit, except particles
-   that names contain (of, and, de, la, von, bin, ...).
+   or the first verb or relative word that starts a description (\" is \", \" was \", \" uses \", \" who \", ...),
+   or \" in \" before a capitalized word (\"Yurtulkale in Uzbekistan\").
+5. The result is ``invalid`` when empty, outside [min_words, max_words] words, without letters, a
+   word for a kind of answer (\"Cities\", \"Capital City\"), or not written as a name: every word must
+   start with a capital letter or digit, except particles that names contain (of, and, de, la, von, bin, ...).
 """
 
 from __future__ import annotations
@@ -30,12 +33,18 @@ _DECLINE = re.compile(
 _COURTESY = re.compile(r"^(?:sure|certainly|of\s+course|yes|okay|ok|absolutely)\b[!,.:]*\s*", re.IGNORECASE)
 _LEAD_IN = re.compile(  # "One city in Kenya is ...", "The most notable example of ... is actually ..."
     r"^(?:one|an?|the|some|another)\s+(?=(?-i:[a-z]))(?:\S+\s+){0,14}?(?:is|are|would\s+be|could\s+be|was)\s+"
-    r"(?:actually\s+|probably\s+|definitely\s+)?(?P<rest>.+)$",
+    r"(?:(?:actually|probably|definitely|certainly|indeed|undoubtedly|arguably)\s+)?(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+# "The city of Taipei is ...", "The city known as Seoul", "Cities like Sydney, Melbourne": the name that follows
+_NAMED = re.compile(
+    r"^(?:the\s+)?(?:(?:city|town)\s+(?:of|called|named|(?:that\s+is\s+)?known\s+as)|(?:cities|towns)\s+(?:like|such\s+as))\s+"
+    r"(?=(?-i:[A-Z]))(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _BOUNDARY = re.compile(
     r"(?:(?<!(?-i:[A-Z][a-z]))\.\s|\.$|,|;|:|\(|\s[-–—]\s|!|\?|\s(?:is|was|are|were|uses|use|has|had|would|could|can|who|which|that|"
-    r"located|born|known)\b)",
+    r"located|born|known)\b|\sin\s(?=(?-i:[A-Z])))",
     re.IGNORECASE,
 )
 _PLACE_PHRASE = re.compile(r"^in\s+[^,]{1,60},\s*", re.IGNORECASE)
@@ -45,6 +54,7 @@ _PARTICLES = {
     "of", "and", "de", "del", "della", "di", "da", "do", "dos", "das", "du", "des", "la", "le", "les", "el",
     "al", "von", "van", "der", "den", "bin", "bint", "ibn", "y", "e", "upon", "on", "the", "am", "an", "im",
 }  # fmt: skip
+_GENERIC = {"city", "cities", "town", "towns", "capital", "capital city", "country", "countries", "currency"}  # kinds, not names
 _DECORATION = re.compile(r"^[\s\"'“”‘’*#>`_-]*(?:\d+[.)]\s*)?|[\s\"'“”‘’*`_]+$")
 
 
@@ -63,16 +73,19 @@ def extract_answer(response: str, min_words: int = 1, max_words: int = 6) -> tup
     line = _PLACE_PHRASE.sub("", _COURTESY.sub("", line))
     if _POINTER.match(line):
         return None, STATUS_INVALID
+    named = _NAMED.match(line)
     apposition = _APPOSITION.match(line)
     lead_in = _LEAD_IN.match(line)
-    if apposition:
+    if named:
+        line = named.group("rest")
+    elif apposition:
         line = apposition.group("name")
     elif lead_in:
         line = lead_in.group("rest")
     cut = _BOUNDARY.search(line)
     name = _DECORATION.sub("", line[: cut.start()] if cut else line).strip()
     words = name.split()
-    if not name or not re.search(r"[^\W\d_]", name) or not min_words <= len(words) <= max_words:
+    if not name or not re.search(r"[^\W\d_]", name) or not min_words <= len(words) <= max_words or name.lower() in _GENERIC:
         return None, STATUS_INVALID
     if not all(w[0].isupper() or w[0].isdigit() or w.lower() in _PARTICLES for w in words):
         return None, STATUS_INVALID
