@@ -39,3 +39,36 @@ viz: install
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlruns
+
+# One Airflow DAG per model, one task per Kedro namespace (deploy/airflow/, README "Running on a cluster").
+# kedro-airflow (in .venv) writes the DAG files; Airflow itself lives in its own environment, never in .venv.
+#   make airflow-dag MODELS="meta-llama/Llama-3.1-8B-Instruct Qwen/Qwen2.5-7B-Instruct" KEDRO_ENV=cluster
+.PHONY: airflow-dag airflow-check test-airflow
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_SPEC ?= apache-airflow==3.3.2
+MODELS ?= $(shell sed -n 's/^default_model_name: *//p' conf/base/globals.yml)
+PIPELINE ?= __default__
+KEDRO_ENV ?= local
+DAGS_DIR ?= airflow_dags
+# where the workers find the project and its kedro (the same paths on every worker: shared storage)
+PROJECT_PATH ?= $(CURDIR)
+KEDRO_COMMAND ?= $(CURDIR)/$(BIN)/kedro
+
+airflow-dag: install
+	@for model in $(MODELS); do \
+	  slug=$$($(BIN)/python -c 'import sys; from retraction_kedro.naming import model_slug; print(model_slug(sys.argv[1]))' "$$model") && \
+	  $(BIN)/kedro airflow create --pipelines $(PIPELINE) --env $(KEDRO_ENV) --group-by namespace \
+	    --jinja-file deploy/airflow/dag_template.j2 --target-dir "$(DAGS_DIR)/$$slug" \
+	    --params "model_name=$$model,project_path=$(PROJECT_PATH),kedro_command=$(KEDRO_COMMAND)" || exit 1; \
+	done
+
+$(AIRFLOW_VENV)/.installed: deploy/airflow/constraints-py3.11.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet "$(AIRFLOW_SPEC)" --constraint deploy/airflow/constraints-py3.11.txt
+	touch $@
+
+airflow-check: airflow-dag $(AIRFLOW_VENV)/.installed
+	AIRFLOW_HOME=$(CURDIR)/$(AIRFLOW_VENV)/home $(AIRFLOW_VENV)/bin/python deploy/airflow/parse_dags.py $(DAGS_DIR)
+
+test-airflow: install $(AIRFLOW_VENV)/.installed
+	AIRFLOW_PYTHON=$(CURDIR)/$(AIRFLOW_VENV)/bin/python $(BIN)/python -m pytest tests/orchestration
