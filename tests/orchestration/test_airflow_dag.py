@@ -1,6 +1,7 @@
 """The DAGs as Airflow sees them: the README's `make airflow-dag` for two models, loaded by Airflow's own parser
-(its DagBag, deploy/airflow/parse_dags.py) in the Airflow environment. `make test-airflow` makes that environment
-(.venv-airflow); without it, or Airflow in this interpreter, these tests skip."""
+(its DagBag, deploy/airflow/parse_dags.py), and one DAG run by Airflow (`airflow dags test`) with a stand-in for
+kedro that records its calls. Airflow runs in its own environment: `make test-airflow` makes it (.venv-airflow);
+without it, or Airflow in this interpreter, these tests skip."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from retraction_kedro.naming import model_slug
 from tests.conftest import PROJECT_ROOT
-from tests.orchestration.conftest import MODELS, dataset_dependencies, kedro_run_options
+from tests.orchestration.conftest import MODELS, create_dag, dataset_dependencies, kedro_run_options
 
 
 def airflow_python() -> str | None:
@@ -30,12 +31,21 @@ def airflow_python() -> str | None:
     return sys.executable if importlib.util.find_spec("airflow") else None
 
 
-@pytest.fixture(scope="module")
-def parsed(tmp_path_factory):
+def require_airflow() -> str:
     python = airflow_python()
     if python is None:
         pytest.skip("no Airflow environment: `make test-airflow` makes .venv-airflow")
     pytest.importorskip("kedro_airflow", reason="kedro-airflow writes the DAG files (make install brings it)")
+    return python
+
+
+def airflow_env(home) -> dict[str, str]:
+    return os.environ | {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory):
+    python = require_airflow()
     root = tmp_path_factory.mktemp("airflow")
     make = [
         "make", "--no-print-directory", "-o", ".venv/.installed", "airflow-dag", f"MODELS={' '.join(MODELS)}",
@@ -43,7 +53,7 @@ def parsed(tmp_path_factory):
     ]  # fmt: skip
     made = subprocess.run(make, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
     assert made.returncode == 0, made.stdout + made.stderr
-    env = os.environ | {"AIRFLOW_HOME": str(root / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    env = airflow_env(root / "home")
     script = PROJECT_ROOT / "deploy" / "airflow" / "parse_dags.py"
     loaded = subprocess.run(
         [python, script, root / "dags", "--json", root / "dags.json"],
@@ -92,3 +102,35 @@ def test_each_task_runs_kedro_on_its_namespace_and_model(parsed):
                 [task],
                 {"model": {"name": model}},
             )
+
+
+def test_airflow_runs_each_namespace_after_its_inputs_and_nothing_after_a_failure(
+    kedro_project, default_pipeline, tmp_path
+):
+    """A failed `kedro run` fails its task (so no later job reads stale inputs); every other job still runs, in the
+    project directory, after the jobs it reads from."""
+    python = require_airflow()
+    failing, calls, project = "finetuned_geo_city", tmp_path / "calls.txt", tmp_path / "project"
+    project.mkdir()
+    kedro = tmp_path / "kedro"
+    kedro.write_text(f'#!/bin/sh\necho "$(pwd) $*" >> {calls}\ncase "$*" in *"--namespaces {failing}") exit 3;; esac\n')
+    kedro.chmod(0o755)
+    params = f"model_name=org/model,project_path={project},kedro_command={kedro},retries=0"
+    code, output = create_dag(kedro_project, tmp_path / "dags", params)
+    assert code == 0, output
+    env = airflow_env(tmp_path / "home") | {"AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags")}
+    subprocess.run([python, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, check=True)
+    run = [python, "-m", "airflow", "dags", "test", "retraction_kedro__org-model"]
+    ran = subprocess.run(run, env=env, capture_output=True, text=True, check=False)
+    assert ran.returncode != 0, ran.stdout[-3000:]  # the DAG run failed
+
+    lines = calls.read_text().splitlines()
+    assert all(line.startswith(f"{project} run ") and "model.name=org/model" in line for line in lines), lines
+    ran_jobs = [line.split("--namespaces ")[-1] for line in lines]
+    dependencies = dataset_dependencies(default_pipeline)
+    blocked = {failing}
+    while grown := {job for job, upstream in dependencies.items() if upstream & blocked} - blocked:
+        blocked |= grown
+    assert sorted(ran_jobs) == sorted(set(dependencies) - blocked | {failing})
+    for position, job in enumerate(ran_jobs):
+        assert dependencies[job] <= set(ran_jobs[:position]), f"{job} ran before its inputs: {ran_jobs}"
