@@ -3,7 +3,7 @@ import torch
 
 from retraction_kedro.lm import answer_messages, capture_hidden_states, continuation_prompt
 
-from .test_generation import QUESTIONS
+from .test_generation import QUESTIONS, system_prompts_for
 
 
 def relative_error(a, b):
@@ -74,14 +74,6 @@ def test_capture_rejects_bad_arguments(tiny_lm):
         capture_hidden_states(tiny_lm, prompts, position=0, show_progress=False)
 
 
-SYSTEM = "Name a city in Germany. Berlin is a city in Germany."
-
-
-def system_prompts_for(lm):
-    """Chat prompts whose system turn is one long shared token prefix; the suffixes differ in length."""
-    return [continuation_prompt(lm.tokenizer, answer_messages(q, a, system=SYSTEM)) for q, a in QUESTIONS]
-
-
 @pytest.mark.parametrize("fixture", ["tiny_lm", "tiny_qwen"])
 @pytest.mark.parametrize("batch_size", [1, 3])
 @pytest.mark.parametrize("position", [-1, -2])
@@ -99,16 +91,18 @@ def test_shared_prefix_equals_unshared(fixture, batch_size, position, layers, re
 
 
 def test_shared_prefix_length_leaves_the_captured_positions():
-    from retraction_kedro.lm.capture import _shared_prefix_length
+    from retraction_kedro.lm.prefix import shared_prefix_length, suffix_tokens_needed
 
-    assert _shared_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=1) == 5
-    assert _shared_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=2) == 4
-    assert _shared_prefix_length([[1, 2, 3, 9, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=1) == 3
-    assert _shared_prefix_length([[1, 2], [3, 4]], keep=1) == 0
-    assert _shared_prefix_length([[1], [1, 2]], keep=1) == 0
+    assert shared_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=1) == 5
+    assert shared_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=2) == 4
+    assert shared_prefix_length([[1, 2, 3, 9, 5, 6], [1, 2, 3, 4, 5, 6, 7, 8]], keep=1) == 3
+    assert shared_prefix_length([[1, 2], [3, 4]], keep=1) == 0
+    assert shared_prefix_length([[1], [1, 2]], keep=1) == 0
+    # a one-token suffix would pass for a decode step; interventions further back widen it
+    assert suffix_tokens_needed([-1]) == 2 and suffix_tokens_needed([-1, -3]) == 3
 
 
-@pytest.mark.parametrize("position", [-1, -2])
+@pytest.mark.parametrize("position", [-1, -2, -3])
 def test_shared_prefix_is_shortened_for_a_prompt_that_is_the_prefix_plus_one_token(tiny_lm, position, caplog):
     base = system_prompts_for(tiny_lm)[0]
     prompts = [base, base + " Berlin is a city in Germany.", base + " No."]
@@ -117,7 +111,8 @@ def test_shared_prefix_is_shortened_for_a_prompt_that_is_the_prefix_plus_one_tok
     kwargs = dict(position=position, batch_size=2, show_progress=False)
     with caplog.at_level("INFO", logger="retraction_kedro.lm.capture"):
         shared = capture_hidden_states(tiny_lm, prompts, **kwargs)
-    assert f"share a prefix of {lengths[0] + position} tokens" in caplog.text  # the first prompt keeps -position tokens
+    kept = max(2, -position)  # the first prompt keeps -position tokens, and never fewer than 2
+    assert f"share a prefix of {lengths[0] - kept} tokens" in caplog.text
     unshared = capture_hidden_states(tiny_lm, prompts, share_prefix=False, **kwargs)
     assert relative_error(shared, unshared) < 1e-4
 

@@ -1,22 +1,26 @@
-"""Batched, left-padded, resumable generation."""
+"""Batched, left-padded, resumable generation on the bare decode loop (``decoding.decode``)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
 
-from .architecture import input_device
 from .batching import BatchJournal, fingerprint, plan_batches, progress
+from .decoding import NucleusSampler, StopRule, decode, greedy
 from .interventions import Intervention, attached
 from .loading import LanguageModel
+from .prefix import SharedPrefix, batch_inputs, plan_prefix, suffix_tokens_needed
 
 logger = logging.getLogger(__name__)
+
+SAMPLING_SCHEME = "per-example-v1"  # in the journal key: journals of another scheme hold other samples
 
 
 @dataclass(frozen=True)
@@ -29,37 +33,33 @@ class GenerationSettings:
     stop_at_newline: bool = True
     min_new_tokens: int = 0  # > 0 forces equal token counts (benchmarks)
     batch_size: int = 16
+    share_prefix: bool = True  # run the prompts' common token prefix once per call
 
     @classmethod
     def from_params(cls, params: dict[str, Any], **overrides: Any) -> "GenerationSettings":
         merged = {**params, **overrides}
         unknown = sorted(set(merged) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"Unknown generation parameter(s) {unknown}; expected some of {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(
+                f"Unknown generation parameter(s) {unknown}; expected some of {sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**merged)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens must be in 0..max_new_tokens ({self.max_new_tokens}), got {self.min_new_tokens}"
+            )
         if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
             raise ValueError(f"sampling needs temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 
 
 @lru_cache(maxsize=8)
-def _newline_token_ids(tokenizer: Any) -> torch.Tensor:
+def newline_token_ids(tokenizer: Any) -> tuple[int, ...]:
     vocab = tokenizer.get_vocab()
-    ids = [i for i in vocab.values() if "\n" in tokenizer.decode([i])]
-    return torch.tensor(sorted(ids), dtype=torch.long)
-
-
-class StopAtNewline(StoppingCriteria):
-    """Per-row stop once a generated token contains a newline (rows finish independently)."""
-
-    def __init__(self, newline_ids: torch.Tensor):
-        self.newline_ids = newline_ids
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.isin(input_ids[:, -1], self.newline_ids.to(input_ids.device))
+    return tuple(sorted(i for i in vocab.values() if "\n" in tokenizer.decode([i])))
 
 
 def end_of_turn_ids(lm: LanguageModel) -> list[int]:
@@ -71,34 +71,28 @@ def end_of_turn_ids(lm: LanguageModel) -> list[int]:
     return sorted(ids)
 
 
-def tokenize_lengths(lm: LanguageModel, prompts: Sequence[str]) -> list[int]:
-    return [len(ids) for ids in lm.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+def stop_rule(lm: LanguageModel, settings: GenerationSettings) -> StopRule:
+    eos = end_of_turn_ids(lm)
+    stops = set(eos) | (set(newline_token_ids(lm.tokenizer)) if settings.stop_at_newline else set())
+    return StopRule(torch.tensor(sorted(stops)), torch.tensor(eos), settings.max_new_tokens, settings.min_new_tokens)
 
 
-def encode_batch(lm: LanguageModel, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-    encoded = lm.tokenizer(list(prompts), add_special_tokens=False, padding=True, return_tensors="pt")
-    device = input_device(lm.model)
-    return {"input_ids": encoded["input_ids"].to(device), "attention_mask": encoded["attention_mask"].to(device)}
+def example_seeds(prompts: Sequence[str], seed: int) -> list[int]:
+    """One sampling seed per example from ``seed``, its prompt and which occurrence of that prompt it is.
+
+    Batch size, batch order, the other prompts of the call and a resume leave it unchanged.
+    """
+    seen: Counter[str] = Counter()
+    seeds = []
+    for prompt in prompts:
+        digest = hashlib.sha256(f"{seed}\x00{seen[prompt]}\x00{prompt}".encode()).digest()
+        seeds.append(int.from_bytes(digest[:8], "little"))
+        seen[prompt] += 1
+    return seeds
 
 
 def _trim(text: str, stop_at_newline: bool) -> str:
     return text.split("\n", 1)[0] if stop_at_newline else text
-
-
-def _new_token_counts(new_tokens: torch.Tensor, eos: list[int], pad: int | None) -> list[int]:
-    """Tokens each row really generated (its stop token included, padding after it excluded)."""
-    counts = []
-    for row in new_tokens.tolist():
-        count = len(row)
-        for position, token in enumerate(row):
-            if token in eos:
-                count = position + 1
-                break
-            if token == pad:
-                count = position
-                break
-        counts.append(count)
-    return counts
 
 
 def generate_texts(
@@ -111,7 +105,9 @@ def generate_texts(
     interventions: Sequence[Intervention] = (),
 ) -> list[str]:
     """Continue every prompt; results come back in input order."""
-    return [text for text, _ in generate_with_counts(lm, prompts, settings, resume_dir, desc, show_progress, interventions)]
+    return [
+        text for text, _ in generate_with_counts(lm, prompts, settings, resume_dir, desc, show_progress, interventions)
+    ]
 
 
 def generate_with_counts(
@@ -123,36 +119,42 @@ def generate_with_counts(
     show_progress: bool = True,
     interventions: Sequence[Intervention] = (),
 ) -> list[tuple[str, int]]:
-    """(continuation, number of generated tokens) per prompt, in input order.
+    """(continuation, number of generated tokens, its stop token included) per prompt, in input order.
 
-    Sampling is seeded per batch (``seed`` + batch number), so a resumed run draws
-    the same samples as an uninterrupted one. ``interventions`` (steering, patching)
-    are hooked in for this call only and are part of the resume journal's key.
+    Each example samples from its own random stream (:func:`example_seeds`), so the same seed
+    gives the same samples at any batch size, in any order and after a resume. ``interventions``
+    (steering, patching) are hooked in for this call only and are part of the resume journal's key.
+    With ``share_prefix`` the prompts' common token prefix runs once (see ``prefix``); an
+    intervention without a prompt ``position`` turns sharing off.
     """
     prompts = list(prompts)
     if not prompts:
         return []
-    batches = plan_batches(tokenize_lengths(lm, prompts), settings.batch_size)
-    journal = BatchJournal(
-        resume_dir, "generate", fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions])
-    )
+    ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    batches = plan_batches([len(row) for row in ids], settings.batch_size)
+    key = fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions], SAMPLING_SCHEME)
+    journal = BatchJournal(resume_dir, "generate", key)
     done = {} if any(i.records for i in interventions) else journal.finished_texts()
-    criteria = StoppingCriteriaList()
-    if settings.stop_at_newline:
-        criteria.append(StopAtNewline(_newline_token_ids(lm.tokenizer)))
-    eos = end_of_turn_ids(lm)
-    sampling = (
-        {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p, "top_k": 0}
-        if settings.do_sample
-        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    )
+    positions = [getattr(i, "position", None) for i in interventions]
+    prefix = None
+    if len(done) < len(batches) and None not in positions:
+        prefix = plan_prefix(lm, ids, suffix_tokens_needed(positions), settings.share_prefix)  # before the hooks attach
+    if prefix is not None:
+        logger.info("%s: the %d prompts share a prefix of %d tokens, run once", desc, len(prompts), prefix.length)
+    rule = stop_rule(lm, settings)
+    seeds = example_seeds(prompts, settings.seed) if settings.do_sample else None
     results: list[tuple[str, int] | None] = [None] * len(prompts)
     with attached(lm, interventions):
         for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
             if number in done:
                 pairs = done[number]
             else:
-                pairs = _generate_batch(lm, [prompts[i] for i in indices], indices, number, settings, criteria, eos, sampling, interventions)
+                for intervention in interventions:
+                    intervention.start_batch(indices)
+                rows = [ids[i][prefix.length if prefix else 0 :] for i in indices]
+                pairs = _generate_batch(
+                    lm, rows, prefix, rule, settings, [seeds[i] for i in indices] if seeds else None
+                )
                 journal.record_texts(number, pairs)
             for index, (text, count) in zip(indices, pairs):
                 results[index] = (text, count)
@@ -160,23 +162,19 @@ def generate_with_counts(
     return results  # type: ignore[return-value]
 
 
-def _generate_batch(lm, batch_prompts, indices, number, settings, criteria, eos, sampling, interventions) -> list[tuple[str, int]]:
-    for intervention in interventions:
-        intervention.start_batch(indices)
-    inputs = encode_batch(lm, batch_prompts)
-    with torch.random.fork_rng(devices=[] if lm.device.type != "cuda" else None):
-        torch.manual_seed(settings.seed * 1_000_003 + number)
-        with torch.inference_mode():
-            output = lm.model.generate(
-                **inputs,
-                max_new_tokens=settings.max_new_tokens,
-                min_new_tokens=settings.min_new_tokens or None,
-                stopping_criteria=criteria,
-                eos_token_id=eos,
-                pad_token_id=lm.tokenizer.pad_token_id,
-                **sampling,
-            )
-    new_tokens = output[:, inputs["input_ids"].shape[1] :]
-    texts = lm.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    counts = _new_token_counts(new_tokens, eos, lm.tokenizer.pad_token_id)
-    return [(_trim(text, settings.stop_at_newline), count) for text, count in zip(texts, counts)]
+def _generate_batch(
+    lm: LanguageModel,
+    rows: list[list[int]],
+    prefix: SharedPrefix | None,
+    rule: StopRule,
+    settings: GenerationSettings,
+    seeds: list[int] | None,
+) -> list[tuple[str, int]]:
+    inputs = batch_inputs(lm, rows, prefix, use_cache=True)
+    if seeds is None:
+        tokens = decode(lm.model, inputs, rule, greedy)
+    else:
+        sampler = NucleusSampler(seeds, settings.max_new_tokens, settings.temperature, settings.top_p)
+        tokens = decode(lm.model, inputs, rule, sampler, on_keep=sampler.keep)
+    texts = lm.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+    return [(_trim(text, settings.stop_at_newline), len(row)) for text, row in zip(texts, tokens)]

@@ -1,0 +1,124 @@
+"""A bare decode loop: one prefill, then one token per step on the KV cache.
+
+``model.generate`` runs logits processors, stopping criteria and bookkeeping for every step
+and keeps finished rows in the batch. Here the LM head runs for the last position only, a row
+stops on its own stop tokens, and finished rows leave the batch and its cache. Greedy decoding
+picks what ``generate`` picks. Sampling draws each row's uniforms from that row's own
+generator, so a row's sample does not depend on the batch it runs in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+CANDIDATES = 64  # top-p first looks for the nucleus among this many most likely tokens (exact: else a full sort)
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """``stop_ids`` end a row (the token is kept); ``eos_ids`` cannot be drawn before ``min_new_tokens``."""
+
+    stop_ids: torch.Tensor
+    eos_ids: torch.Tensor
+    max_new_tokens: int
+    min_new_tokens: int = 0
+
+
+def greedy(logits: torch.Tensor, step: int) -> torch.Tensor:
+    return logits.argmax(-1)
+
+
+class NucleusSampler:
+    """Temperature and top-p (nucleus) sampling by inverse transform: one uniform per row and step.
+
+    ``seeds`` gives each row its generator; the uniforms of all steps are drawn when the batch
+    starts. The nucleus is the smallest set of most likely tokens whose probability reaches
+    ``top_p``; the draw is the token where the row's uniform falls in the nucleus' cumulative mass.
+    """
+
+    def __init__(self, seeds: Sequence[int], steps: int, temperature: float, top_p: float):
+        draws = [
+            torch.rand(steps, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) for seed in seeds
+        ]
+        self.uniforms = torch.stack(draws)  # [rows, steps] on the CPU
+        self.temperature, self.top_p = temperature, top_p
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.uniforms = self.uniforms[rows.cpu()]
+
+    def __call__(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+        probs = torch.softmax(logits / self.temperature, dim=-1)
+        if self.top_p >= 1.0:  # the whole vocabulary: no sorting needed
+            order, cum = None, probs.cumsum(-1)
+            count = torch.full((len(probs), 1), probs.shape[-1], device=probs.device)
+        else:
+            values, order = probs.topk(min(CANDIDATES, probs.shape[-1]))
+            if bool((values.sum(-1) < self.top_p).any()):  # some nucleus is wider than the candidates
+                values, order = probs.sort(dim=-1, descending=True)
+            cum = values.cumsum(-1)
+            count = ((cum - values) < self.top_p).sum(-1, keepdim=True)  # the mass before a nucleus token is < top_p
+        total = cum.gather(1, count - 1)
+        target = (self.uniforms[:, step : step + 1].to(cum.device, cum.dtype) * total).contiguous()
+        index = torch.minimum(torch.searchsorted(cum, target, right=True), count - 1)
+        return (order.gather(1, index) if order is not None else index).squeeze(1)
+
+
+def decode(
+    model: Any,
+    inputs: dict[str, Any],
+    rule: StopRule,
+    choose: Callable[[torch.Tensor, int], torch.Tensor],
+    on_keep: Callable[[torch.Tensor], None] | None = None,
+) -> list[list[int]]:
+    """Generated token ids per row of ``inputs`` (left-padded, with ``cache``; see ``prefix.batch_inputs``).
+
+    ``choose(logits, step)`` picks the next token of every row still running; ``on_keep(rows)``
+    hears which rows stay when finished ones leave the batch.
+    """
+    mask, cache = inputs["attention_mask"], inputs["cache"]
+    size, width, device = mask.shape[0], mask.shape[1], mask.device
+    mask = torch.cat([mask, mask.new_ones(size, rule.max_new_tokens)], dim=1)
+    positions = inputs["position_ids"][:, -1:]
+    rows = torch.arange(size)  # which input row each batch row is
+    tokens = torch.zeros(size, rule.max_new_tokens, dtype=torch.long)
+    counts = torch.full((size,), rule.max_new_tokens)
+    with torch.inference_mode():
+        logits = model(**inputs, logits_to_keep=1).logits[:, -1].float()
+        for step in range(rule.max_new_tokens):
+            if step < rule.min_new_tokens:
+                logits[:, rule.eos_ids.to(logits.device)] = float("-inf")
+            chosen = choose(logits, step).cpu()
+            tokens[rows, step] = chosen
+            if step + 1 == rule.max_new_tokens:
+                break
+            running = torch.ones(len(rows), dtype=torch.bool)
+            if step + 1 >= rule.min_new_tokens:
+                running = ~torch.isin(chosen, rule.stop_ids)
+                counts[rows[~running]] = step + 1
+            if not bool(running.any()):
+                break
+            if not bool(running.all()):  # finished rows leave the batch, its cache and the sampler
+                keep = running.nonzero().squeeze(1)
+                rows, chosen = rows[keep], chosen[keep]
+                cache.batch_select_indices(keep)
+                keep = keep.to(device)
+                mask, positions = mask[keep], positions[keep]
+                if on_keep is not None:
+                    on_keep(keep)
+            positions = positions + 1
+            logits = (
+                model(
+                    input_ids=chosen.to(device).unsqueeze(1),
+                    attention_mask=mask[:, : width + step + 1],
+                    position_ids=positions,
+                    cache=cache,
+                    use_cache=True,
+                )
+                .logits[:, -1]
+                .float()
+            )
+    return [row[:count] for row, count in zip(tokens.tolist(), counts.tolist())]
