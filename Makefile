@@ -56,14 +56,15 @@ KEDRO_COMMAND ?= $(CURDIR)/$(BIN)/kedro
 
 airflow-dag: install
 	@for model in $(MODELS); do \
-	  slug=$$($(BIN)/python -c 'import sys; from retraction_kedro.naming import model_slug; print(model_slug(sys.argv[1]))' "$$model") && \
+	  slug=$$($(BIN)/python -c 'import sys; from retraction_kedro.naming import model_slug as s; print(s(sys.argv[1]))' \
+	    "$$model") && \
 	  $(BIN)/kedro airflow create --pipelines $(PIPELINE) --env $(KEDRO_ENV) --group-by namespace \
 	    --jinja-file deploy/airflow/dag_template.j2 --target-dir "$(DAGS_DIR)/$$slug" \
 	    --params "model_name=$$model,project_path=$(PROJECT_PATH),kedro_command=$(KEDRO_COMMAND)" || exit 1; \
 	done
 
-# uv makes this environment (130 packages) in ~25 s from a cold cache, pip in ~85 s (2 busy cores). Airflow's own constraint files live
-# where not every machine reaches, so deploy/airflow/constraints-py3.11.txt pins the environment as tested.
+# uv makes this environment (130 packages) in ~25 s from a cold cache, pip in ~85 s (2 busy cores). Airflow's
+# own constraint files live where not every machine reaches: deploy/airflow/constraints-py3.11.txt pins it as tested.
 $(AIRFLOW_VENV)/.installed: deploy/airflow/constraints-py3.11.txt
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet "uv>=0.9"
