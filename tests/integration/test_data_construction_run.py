@@ -30,10 +30,8 @@ def test_embedded_construction_builds_both_classes(constructed_project):
             results = [row["result"] for row in rows]
             assert True in results and False in results, (testbed, split)
             assert all(row["messages"][-1] == {"role": "assistant", "content": row["name"]} for row in rows)
-            if split == "train":  # balanced, as the paper's train sets
-                assert results.count(True) == results.count(False)
-            else:  # every contradicted wrong answer of the test questions, and every confirmed right one
-                assert results.count(False) == summary["counts"]["test_kept_wrong"] and results.count(True) == summary["counts"]["test_kept_correct"]
+            # every contradicted wrong answer of the split's questions, and every confirmed right one (SFT balances its own)
+            assert results.count(False) == summary["counts"][f"{split}_kept_wrong"] and results.count(True) == summary["counts"][f"{split}_kept_correct"]
         assert summary["counts"]["samples"] == summary["counts"]["questions"] * len(SMALL_CONSTRUCTION["construction"]["sample_seeds"])
 
     import mlflow

@@ -199,7 +199,7 @@ class PaperDataParameters(Parameters):
     allow_download: bool = True
     base_url: str | None = None
     timeout: float = Field(30, gt=0)
-    files: list[str]
+    released_model: str | None = None  # conf/paper_released: the released folder when model.name does not end in it
 
 
 class ChatModelParameters(Parameters):
@@ -255,7 +255,7 @@ class ConstructionParameters(Parameters):
     max_questions_per_split: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, ge=0, lt=1)
     splits: dict[Literal["train", "val", "test"], SplitSelection] = Field(
-        default_factory=lambda: {"train": SplitSelection(balance=True), "val": SplitSelection(), "test": SplitSelection()}
+        default_factory=lambda: {"train": SplitSelection(), "val": SplitSelection(), "test": SplitSelection()}
     )
 
     @field_validator("splits")
@@ -336,6 +336,7 @@ class SftTargets(Parameters):
 
 class SftParameters(Parameters):
     targets: SftTargets
+    balance: bool = True  # train on as many right as wrong answers (the paper's balanced train sets), seeded by training.seed
     save_merged: bool = False
     training: dict[str, Any]
 

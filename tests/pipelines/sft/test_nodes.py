@@ -6,7 +6,8 @@ import pytest
 from retraction_kedro.pipelines.model_selection import finetuned_model_spec
 from retraction_kedro.pipelines.sft.nodes import build_sft_examples, compare_with_base
 
-TARGETS = {"targets": {"correct": "{name} is the correct answer.", "wrong": "{name} is not the correct answer."}}
+TARGETS = {"targets": {"correct": "{name} is the correct answer.", "wrong": "{name} is not the correct answer."}, "balance": False,
+           "training": {"seed": 0}}
 
 
 def _continuations(*rows):
@@ -26,11 +27,19 @@ def test_examples_complete_the_answer_by_correctness():
     assert table["messages"].to_list()[1][-1] == {"role": "assistant", "content": "Lyon"}
 
 
+def test_examples_balance_right_and_wrong_answers_when_asked():
+    rows = _continuations(("Berlin", True), ("Lyon", False), ("Porto", False), ("Nice", False))
+    table = build_sft_examples(rows, {**TARGETS, "balance": True})
+    assert sorted(table["result"].to_list()) == [False, True] and "Berlin" in table["name"].to_list()
+    assert build_sft_examples(rows, {**TARGETS, "balance": True})["name"].to_list() == table["name"].to_list()  # seeded
+    assert build_sft_examples(rows, TARGETS).height == 4
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="continuation train set is empty"):
         build_sft_examples(_continuations().clear(), TARGETS)
-    with pytest.raises(ValueError, match=r"sft.targets.wrong must start with '\{name\}'"):
-        build_sft_examples(_continuations(("Berlin", True)), {"targets": {"correct": "{name} ok", "wrong": "No: {name}"}})
+    with pytest.raises(ValueError, match=r"^Parameter sft.targets.wrong: must start with \{name\}"):
+        build_sft_examples(_continuations(("Berlin", True)), {**TARGETS, "targets": {"correct": "{name} ok", "wrong": "No: {name}"}})
     broken = _continuations(("Berlin", True)).with_columns(name=pl.lit("Munich"))
     with pytest.raises(ValueError, match="row 0: 'messages' must end with the assistant's answer 'Munich'"):
         build_sft_examples(broken, TARGETS)

@@ -16,7 +16,6 @@ import polars as pl
 from retraction_kedro.config.parameters import (
     ConstructionParameters,
     ModelParameters,
-    SplitSelection,
     PaperDataParameters,
     QuestionSource,
     RuntimeParameters,
@@ -30,6 +29,7 @@ from retraction_kedro.pipelines.chat_models import ask
 from retraction_kedro.sources.paper import fetch_paper_files
 from retraction_kedro.world import embedded_builder, mentions_any, name_matches
 
+from .selection import select_by_class
 from .answers import STATUS_IDK, STATUS_INVALID, STATUS_OK, extract_answer, extractor_messages, read_extraction
 
 logger = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ def build_continuation_sets(
                 response_field: answer["verification_response"],
             })  # fmt: skip
             rows.append(row)
-        rows = _select(rows, recipe.splits[split], rng)
+        rows = select_by_class(rows, recipe.splits[split], rng)
         sets[split] = rows
         counts[f"{split}_kept_correct"] = sum(r["result"] for r in rows)
         counts[f"{split}_kept_wrong"] = sum(not r["result"] for r in rows)
@@ -315,20 +315,6 @@ def build_continuation_sets(
     summary = {"counts": counts, "free_answer_accuracy": counts["correct"] / max(counts["ok"], 1)}
     metrics = {name: {"value": float(value), "step": 0} for name, value in {**counts, "free_answer_accuracy": summary["free_answer_accuracy"]}.items()}
     return rows_to_frame(sets["train"]), rows_to_frame(sets["val"]), rows_to_frame(sets["test"]), summary, metrics
-
-
-def _select(rows: list[dict[str, Any]], selection: SplitSelection, rng: random.Random) -> list[dict[str, Any]]:
-    """Balanced: min(count) of each class, as the paper does globally; otherwise each class up to its cap.
-    Shuffled with the seeded ``rng`` before cutting, and back in (question, name) order after."""
-    positives = [r for r in rows if r["result"]]
-    negatives = [r for r in rows if not r["result"]]
-    rng.shuffle(positives)
-    rng.shuffle(negatives)
-    if selection.balance:
-        keep_correct = keep_wrong = min(len(positives), len(negatives))
-    else:
-        keep_correct, keep_wrong = selection.max_correct or len(positives), selection.max_wrong or len(negatives)
-    return sorted(positives[:keep_correct] + negatives[:keep_wrong], key=lambda r: (r["index"], r["name"]))
 
 
 def _stage_counts(samples: pl.DataFrame, verified: pl.DataFrame) -> dict[str, int]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import polars as pl
 
 from retraction_kedro.datasets import rows_to_frame
 from retraction_kedro.config import FINETUNED_PREFIX
-from retraction_kedro.config.parameters import EvidenceParameters, ModelParameters
+from retraction_kedro.config.parameters import EvidenceParameters, ModelParameters, SftParameters, SplitSelection
 from retraction_kedro.lm import LoraSettings, fine_tune_lora
+from retraction_kedro.pipelines.data_construction.selection import select_by_class
 from retraction_kedro.pipelines.evaluation.nodes import compare_runs, judged_metrics, mlflow_metrics
 
 logger = logging.getLogger(__name__)
@@ -18,14 +20,15 @@ logger = logging.getLogger(__name__)
 
 def build_sft_examples(continuations: pl.DataFrame, sft: dict[str, Any]) -> pl.DataFrame:
     """The continuation prompt (question -> the model's answer, left open) and the completion that
-    finishes the assistant's message as ``targets.correct`` or ``targets.wrong`` by correctness."""
-    targets = sft["targets"]
-    for key in ("correct", "wrong"):
-        if not str(targets.get(key, "")).startswith("{name}"):
-            raise ValueError(f"sft.targets.{key} must start with '{{name}}' (the answer the prompt ends with); got {targets.get(key)!r}")
+    finishes the assistant's message as ``targets.correct`` or ``targets.wrong`` by correctness; with
+    ``sft.balance``, as many right as wrong answers (the continuation train set keeps every wrong one)."""
+    settings = SftParameters.parse(sft, "sft")
+    targets = settings.targets.model_dump()
     rows = continuations.to_dicts()
     if not rows:
         raise ValueError("The continuation train set is empty; run data_construction first (or lower its filters)")
+    if settings.balance:
+        rows = select_by_class(rows, SplitSelection(balance=True), random.Random(f"{settings.training.get('seed', 0)}-sft"))
     examples = []
     for number, row in enumerate(rows):
         messages = list(row["messages"])
