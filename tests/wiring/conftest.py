@@ -70,19 +70,18 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
-@pytest.fixture(scope="session")
-def tiny_chat_model(tmp_path_factory) -> str:
-    """A directory that `model.name` can point at: the tiny model after ~2 s of training, with its tokenizer."""
+def train_tiny_chat_model(path: Path, vocabulary: list[str], taught: list[list[dict]], vocab_size: int = 600, steps: int = 300) -> str:
+    """A 4-layer Llama (64 wide) with a BPE tokenizer trained on ``vocabulary``, fitted to the ``taught``
+    conversations on one thread, saved with its tokenizer under ``path`` (a directory `model.name` can name)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
-    texts = [f"{c} {' '.join(cities)} is a city in {c}." for c, cities in COUNTRIES.items()] + [SYSTEM, "Which country is it in? Reply with the name only."]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
-    tok.train_from_iterator(texts * 8, trainers.BpeTrainer(vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(vocabulary * 8, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>")
     tokenizer.chat_template = CHATML
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
@@ -90,13 +89,13 @@ def tiny_chat_model(tmp_path_factory) -> str:
                          eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=False)  # fmt: skip
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations()]
+    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in taught]
     batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     with torch_threads(1):
-        for _ in range(300):
+        for _ in range(steps):
             loss = model(**batch, labels=labels).loss
             optimizer.zero_grad()
             loss.backward()
@@ -104,10 +103,16 @@ def tiny_chat_model(tmp_path_factory) -> str:
     assert loss.item() < 0.5, f"the tiny model did not learn its fixture (loss {loss.item():.2f})"
     model.eval()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    path = tmp_path_factory.mktemp("tiny_chat_model")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory) -> str:
+    """A directory that `model.name` can point at: the tiny model after ~2 s of training, with its tokenizer."""
+    vocabulary = [f"{c} {' '.join(cities)} is a city in {c}." for c, cities in COUNTRIES.items()] + [SYSTEM, "Which country is it in? Reply with the name only."]
+    return train_tiny_chat_model(tmp_path_factory.mktemp("tiny_chat_model"), vocabulary, conversations())
 
 
 # Small settings so every stage runs in seconds on the tiny model.
