@@ -147,6 +147,10 @@ def make_project(path: Path) -> Path:
 
     shutil.copytree(PROJECT_ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
     (path / "conf" / "local").mkdir()
+    # MLflow caches its stores by URI: the relative sqlite:///mlflow.db of conf/base would keep naming the
+    # first project this process ran. Every environment a test runs gets the copy's own database.
+    for env in ("local", "paper_released"):
+        (path / "conf" / env / "mlflow.yml").write_text(f"server:\n  mlflow_tracking_uri: sqlite:///{path / 'mlflow.db'}\n")
     shutil.copy(PROJECT_ROOT / "pyproject.toml", path / "pyproject.toml")
     (path / "src").mkdir()  # kedro's bootstrap wants a source folder; the package itself is installed
     return path

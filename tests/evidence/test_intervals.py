@@ -60,3 +60,10 @@ def test_accuracy_by_layer_counts_matches_per_layer():
 def test_accuracy_by_layer_rejects_a_transposed_matrix():
     with pytest.raises(ValueError, match=r"\[N, L\]"):
         accuracy_by_layer(np.zeros((2, 5), dtype=bool), np.zeros(5, dtype=bool))
+
+
+def test_the_interval_holds_its_value_at_k_equal_n():
+    """statsmodels' Wilson upper bound at 12 of 12 is 0.9999999999999999: a bar drawn from it had a negative error."""
+    for n in (1, 7, 12, 250):
+        full, none = proportion(n, n), proportion(0, n)
+        assert full["ci_low"] <= full["value"] <= full["ci_high"] and none["ci_low"] <= none["value"] <= none["ci_high"]

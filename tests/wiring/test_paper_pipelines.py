@@ -169,15 +169,6 @@ def latest(folder: Path) -> Path:
     return sorted(p for p in folder.iterdir() if p.is_dir())[-1] / folder.name
 
 
-def scratch_project(path: Path) -> Path:
-    """A project copy whose MLflow runs land in its own database: MLflow caches stores by URI, so the
-    relative `sqlite:///mlflow.db` of conf/base would keep naming the first project this process ran."""
-    project = make_project(path)
-    for env in ("local", "paper_released"):
-        (project / "conf" / env / "mlflow.yml").write_text(f"server:\n  mlflow_tracking_uri: sqlite:///{project / 'mlflow.db'}\n")
-    return project
-
-
 PAPER_FAST = {**FAST, "testbeds": {"celebrity": {"sample_seeds": [0, 1, 2]}}}
 
 
@@ -187,7 +178,7 @@ def test_the_paper_study_runs_from_downloaded_files_to_the_report(tmp_path, monk
     MLflow run's."""
     import mlflow
 
-    project = scratch_project(tmp_path)
+    project = make_project(tmp_path)
     monkeypatch.chdir(project)
     with serve_files() as (handler, base_url):
         for key, rows in paper_files().items():
@@ -215,7 +206,7 @@ def test_the_paper_study_runs_from_downloaded_files_to_the_report(tmp_path, monk
 def released_project(tmp_path_factory, tiny_paper_model) -> Path:
     """A project with the paper's question files and every model's released sets in the paper's layout,
     and the tiny model under each released model's name (a local copy named after the model)."""
-    project = scratch_project(tmp_path_factory.mktemp("released"))
+    project = make_project(tmp_path_factory.mktemp("released"))
     root = project / "data/01_raw/paper"
     for key, rows in paper_files().items():
         write_jsonl(root / PAPER_FILES[key].path, rows)

@@ -26,6 +26,7 @@ def proportions(k: Any, n: Any) -> list[dict]:
     if defined.any():
         low[defined], high[defined] = proportion_confint(k[defined], n[defined], alpha=1 - LEVEL, method="wilson")
     value = np.divide(k, n, out=np.full(k.shape, np.nan), where=defined)
+    low, high = np.fmin(low, value), np.fmax(high, value)  # statsmodels' bound at k = n can fall 1e-16 short of 1
     return [estimate(v, n_, lo, hi, k=k_) for v, n_, lo, hi, k_ in zip(value, n, low, high, k)]
 
 
