@@ -78,7 +78,7 @@ class Scale:
     capture_examples: int
     batch_size: int
     new_tokens: int
-    batch_1_examples: int  # generation at batch 1 runs the first of the batched prompts
+    batch_1_examples: int
     peak_size: int  # matmul side for the peak: large enough to fill the device
     peak_seconds: float
 
@@ -288,7 +288,7 @@ def measure_capture(lm, prompts, scale: Scale, cost: ModelCost, args, sync, memo
 
 
 def measure_generation(lm, prompts, scale: Scale, cost: ModelCost, alpha: float, args, sync, memory) -> dict:
-    """Batch 1 on the first prompts, batched on all of them unsteered and steered (prompt only, every token)."""
+    """Batch 1 on the first prompts, one batch unsteered and steered (prompt only, every token)."""
     layers = steered_layers(lm.num_layers)
     directions = torch.randn(lm.num_layers, lm.hidden_size, generator=torch.Generator().manual_seed(args.seed))
     directions = directions / directions.norm(dim=1, keepdim=True)
@@ -304,7 +304,7 @@ def measure_generation(lm, prompts, scale: Scale, cost: ModelCost, alpha: float,
         return generate_with_counts(lm, chosen, settings, show_progress=False, interventions=interventions)
 
     runs = [Run("batch_1", partial(generate, 1, []), prompts[: scale.batch_1_examples], 1)]
-    runs += [Run(name, partial(generate, scale.batch_size, chosen), prompts, scale.batch_size)
+    runs += [Run(name, partial(generate, scale.batch_size, chosen), prompts[: scale.batch_size], scale.batch_size)
              for name, chosen in variants.items()]  # fmt: skip
     alternate(runs, args.repeats, sync, memory)
     rows = {}
@@ -376,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     memory = PeakMemory(device)
 
-    tokenizer, prompts = build_tokenizer(scale.config["vocab_size"], max(scale.capture_examples, scale.batch_size))
+    examples = max(scale.capture_examples, scale.batch_size, scale.batch_1_examples)
+    tokenizer, prompts = build_tokenizer(scale.config["vocab_size"], examples)
     lm, build_bytes = build_model(scale, tokenizer, spec, args.seed, memory)
     sync()
     cost = ModelCost.of(lm.model)
@@ -413,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"{scale_name}: {parameters / 1e9:.3f}B parameters, {lm.model.dtype} on {device}", flush=True)
     result["capture"] = measure_capture(lm, prompts[: scale.capture_examples], scale, cost, args, sync, memory)
     alpha = result["capture"]["hidden_norm_mean"]
-    result["generation"] = measure_generation(lm, prompts[: scale.batch_size], scale, cost, alpha, args, sync, memory)
+    result["generation"] = measure_generation(lm, prompts, scale, cost, alpha, args, sync, memory)
     peaks.append(peak_gflops(device, lm.model.dtype, scale))
     result["matmul_peak_gflops"] = summary(peaks) | {"dtype": str(lm.model.dtype), "size": scale.peak_size}
     for part in (result["capture"]["batch_1"], result["capture"]["batched"],
