@@ -1,7 +1,9 @@
 """The bare decode loop: rows that stop early leave the batch without changing the others; nucleus sampling."""
 
+import pytest
 import torch
 
+from retraction_kedro.lm import decoding
 from retraction_kedro.lm.decoding import NucleusSampler, StopRule, decode, greedy
 from retraction_kedro.lm.prefix import batch_inputs
 
@@ -12,7 +14,9 @@ def run(lm, rows, rule):
     return decode(lm.model, batch_inputs(lm, rows, None, use_cache=True), rule, greedy)
 
 
-def test_rows_that_stop_early_leave_the_batch_and_the_others_continue_unchanged(tiny_lm):
+@pytest.mark.parametrize("drop_share", [0.0, 0.5, 2.0])  # leave at once, once half are done, never
+def test_rows_that_stop_early_leave_the_batch_and_the_others_continue_unchanged(tiny_lm, drop_share, monkeypatch):
+    monkeypatch.setattr(decoding, "DROP_SHARE", drop_share)
     ids = tiny_lm.tokenizer(prompts_for(tiny_lm), add_special_tokens=False)["input_ids"]
     free = run(tiny_lm, ids, StopRule(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), 12))
     # stop tokens drawn from the free continuations at different steps, so rows finish at different times

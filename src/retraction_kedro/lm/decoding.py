@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 CANDIDATES = 64  # top-p first looks for the nucleus among this many most likely tokens (exact: else a full sort)
+DROP_SHARE = 0.125  # finished rows leave the batch once they are this share of it (each drop copies the KV cache)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def decode(
     mask = torch.cat([mask, mask.new_ones(size, rule.max_new_tokens)], dim=1)
     positions = inputs["position_ids"][:, -1:]
     rows = torch.arange(size)  # which input row each batch row is
+    alive = torch.ones(size, dtype=torch.bool)  # batch rows still generating
     tokens = torch.zeros(size, rule.max_new_tokens, dtype=torch.long)
     counts = torch.full((size,), rule.max_new_tokens)
     # The last position as an index tensor, not ``logits_to_keep=1``: that slice is strided, and the LM head
@@ -95,18 +97,18 @@ def decode(
             if step < rule.min_new_tokens:
                 logits[:, rule.eos_ids.to(logits.device)] = float("-inf")
             chosen = choose(logits, step).cpu()
-            tokens[rows, step] = chosen
+            tokens[rows[alive], step] = chosen[alive]
             if step + 1 == rule.max_new_tokens:
                 break
-            running = torch.ones(len(rows), dtype=torch.bool)
             if step + 1 >= rule.min_new_tokens:
-                running = ~torch.isin(chosen, rule.stop_ids)
-                counts[rows[~running]] = step + 1
-            if not bool(running.any()):
+                stopped = alive & torch.isin(chosen, rule.stop_ids)
+                counts[rows[stopped]] = step + 1
+                alive &= ~stopped
+            if not bool(alive.any()):
                 break
-            if not bool(running.all()):  # finished rows leave the batch, its cache and the sampler
-                keep = running.nonzero().squeeze(1)
-                rows, chosen = rows[keep], chosen[keep]
+            if int((~alive).sum()) >= max(1.0, DROP_SHARE * len(alive)):  # finished rows leave batch, cache, sampler
+                keep = alive.nonzero().squeeze(1)
+                rows, chosen, alive = rows[keep], chosen[keep], alive[keep]
                 cache.batch_select_indices(keep)
                 keep = keep.to(device)
                 mask, positions = mask[keep], positions[keep]
