@@ -88,9 +88,10 @@ def decode(
     alive = torch.ones(size, dtype=torch.bool)  # batch rows still generating
     tokens = torch.zeros(size, rule.max_new_tokens, dtype=torch.long)
     counts = torch.full((size,), rule.max_new_tokens)
-    # The last position as an index tensor, not ``logits_to_keep=1``: that slice is strided, and the LM head
-    # on a strided [batch, 1, hidden] input falls to a batched matmul ~10x slower on the CPU.
-    last = torch.tensor([inputs["input_ids"].shape[1] - 1], device=model.get_output_embeddings().weight.device)
+    # The last position as an index tensor (a CPU index serves any device), not ``logits_to_keep=1``: that
+    # slice is strided, and the LM head on a strided [batch, 1, hidden] input falls to a batched matmul ~10x
+    # slower on the CPU.
+    last = torch.tensor([inputs["input_ids"].shape[1] - 1])
     with torch.inference_mode():
         logits = model(**inputs, logits_to_keep=last).logits[:, -1].float()
         for step in range(rule.max_new_tokens):
