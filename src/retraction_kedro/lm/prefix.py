@@ -85,8 +85,8 @@ def compute_prefix(lm: LanguageModel, prefix: list[int], last: torch.nn.Module |
 
 
 def prefix_length(lm: LanguageModel, ids: Sequence[Sequence[int]], keep: int, enabled: bool = True) -> int:
-    """Tokens of ``ids`` a call runs once as their shared prefix (0: whole prompts)."""
-    if not enabled or not supports_prefix_sharing(lm):
+    """Tokens of ``ids`` a call runs once as their shared prefix (0: whole prompts; a lone prompt shares nothing)."""
+    if not enabled or len(ids) < 2 or not supports_prefix_sharing(lm):
         return 0
     length = shared_prefix_length(ids, keep)
     return length if length >= MIN_SHARED_PREFIX else 0
