@@ -58,9 +58,10 @@ class NucleusSampler:
             count = torch.full((len(probs), 1), probs.shape[-1], device=probs.device)
         else:
             values, order = probs.topk(min(CANDIDATES, probs.shape[-1]))
-            if bool((values.sum(-1) < self.top_p).any()):  # some nucleus is wider than the candidates
-                values, order = probs.sort(dim=-1, descending=True)
             cum = values.cumsum(-1)
+            if bool((cum[:, -1] < self.top_p).any()):  # some nucleus is wider than the candidates
+                values, order = probs.sort(dim=-1, descending=True)
+                cum = values.cumsum(-1)
             count = ((cum - values) < self.top_p).sum(-1, keepdim=True)  # the mass before a nucleus token is < top_p
         total = cum.gather(1, count - 1)
         target = (self.uniforms[:, step : step + 1].to(cum.device, cum.dtype) * total).contiguous()
