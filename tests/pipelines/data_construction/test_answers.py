@@ -45,6 +45,7 @@ def test_word_limits_drop_one_word_names_when_asked():
         ("Yurtulkale in Uzbekistan is a city that has been a melting pot.", "Yurtulkale"),
         ("One of the most iconic cities in Sri Lanka is certainly Kotte. Kotte is a thriving metropolis.", "Kotte"),
         ("The capital of Libya is Tripoli, a city renowned for its history.", "Tripoli"),
+        ("The country of Monaco is known for its stunning architecture.", "Monaco"),
     ],
 )
 def test_names_introduced_as_such_are_read(response, name):

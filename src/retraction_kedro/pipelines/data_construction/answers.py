@@ -36,9 +36,9 @@ _LEAD_IN = re.compile(  # "One city in Kenya is ...", "The most notable example 
     r"(?:(?:actually|probably|definitely|certainly|indeed|undoubtedly|arguably)\s+)?(?P<rest>.+)$",
     re.IGNORECASE,
 )
-# "The city of Taipei is ...", "The city known as Seoul", "Cities like Sydney, Melbourne": the name that follows
+# "The city of Taipei is ...", "The country of Monaco", "Cities like Sydney, Melbourne": the name that follows
 _NAMED = re.compile(
-    r"^(?:the\s+)?(?:(?:city|town)\s+(?:of|called|named|(?:that\s+is\s+)?known\s+as)|(?:cities|towns)\s+(?:like|such\s+as))\s+"
+    r"^(?:the\s+)?(?:(?:city|town|country|nation)\s+(?:of|called|named|(?:that\s+is\s+)?known\s+as)|(?:cities|towns|countries)\s+(?:like|such\s+as))\s+"
     r"(?=(?-i:[A-Z]))(?P<rest>.+)$",
     re.IGNORECASE,
 )
