@@ -103,11 +103,14 @@ def summary_rows(run: dict | None, probing: dict | None, steering: dict | None, 
                 f"| {s.get('capture_shared_best_over_whole_batch_1', float('nan')):.1f}x | >= 2x |"
             )
         for name, work in run.get("default_work", {}).items():
-            rate = work["examples_per_s"]
+            runs = {(r["variant"], r["batch_size"]): r["examples_per_s"] for r in work["runs"]}
+            batch, top = work["default_batch_size"], work["best_batch_size"]
+            new, old = runs["decode_loop_shared_prefix", batch], runs["transformers_generate", batch]
             lines.append(
-                f"| default run's {name.replace('_', ' ')} at batch {work['batch_size']} (examples/s): decode loop vs "
-                f"`model.generate` | {spread(rate['decode_loop_shared_prefix'])} vs {spread(rate['transformers_generate'])}: "
-                f"{work['speedup']:.2f}x | |"
+                f"| default run's {name.replace('_', ' ')} ({work['examples']} prompts, examples/s) at batch {batch}: "
+                f"decode loop {spread(new)} vs `model.generate` {spread(old)}; at batch {top} "
+                f"{spread(runs['decode_loop_shared_prefix', top])} | {work['speedup_at_default_batch']:.2f}x; "
+                f"{work['best_over_transformers_generate_at_default_batch']:.2f}x | |"
             )
     else:
         lines.append("| runtime.py | not run | |")

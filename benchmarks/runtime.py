@@ -132,40 +132,53 @@ def run_capture(lm, cost: ModelCost, batch_sizes: list[int], args, sync) -> list
     return rows
 
 
-def run_default_work(lm, batch: int, args, sync) -> dict:
-    """The default run's generation at the configured batch size: new path vs previous path, examples/s."""
+def run_default_work(lm, batch: int, batch_sizes: list[int], args, sync) -> dict:
+    """The default run's own generation, examples/s: the new path at ``batch_sizes`` and both paths at ``batch``
+    (the configured ``model.batch_size``), so the speedup at the default and the best batch size are both measured."""
     work = {
-        "continuations": (
+        "continuations": (  # the activations pipeline: greedy, first line, up to 128 tokens
             continuation_prompts(lm.tokenizer, args.default_examples),
-            GenerationSettings(max_new_tokens=128, stop_at_newline=True, batch_size=batch),
+            GenerationSettings(max_new_tokens=128, stop_at_newline=True),
         ),
-        "sampled_answers": (
+        "sampled_answers": (  # construction: T 0.7, top-p 0.95, up to 24 tokens, first line
             question_prompts(lm.tokenizer, args.default_examples),
-            GenerationSettings(
-                max_new_tokens=24, do_sample=True, temperature=0.7, top_p=0.95, seed=0, batch_size=batch
-            ),
+            GenerationSettings(max_new_tokens=24, do_sample=True, temperature=0.7, top_p=0.95, seed=0),
         ),
     }
+    runs = [("decode_loop_shared_prefix", size) for size in sorted({*batch_sizes, batch})]
+    runs.append(("transformers_generate", batch))
     result = {}
     for name, (prompts, settings) in work.items():
-        seconds: dict[str, list[float]] = {"decode_loop_shared_prefix": [], "transformers_generate": []}
+        seconds: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
         outputs = {}
         for _ in range(args.repeats):
-            for variant in seconds:
-                outputs[variant], elapsed = timed(partial(generate, lm, prompts, settings, variant), sync)
-                seconds[variant].append(elapsed)
-        new, old = (
-            statistics.median(seconds["decode_loop_shared_prefix"]),
-            statistics.median(seconds["transformers_generate"]),
+            for variant, size in runs:
+                sized = GenerationSettings(**{**settings.__dict__, "batch_size": size})
+                outputs[variant, size], elapsed = timed(partial(generate, lm, prompts, sized, variant), sync)
+                seconds[variant, size].append(elapsed)
+        rows = [
+            {
+                "variant": variant, "batch_size": size, "examples_per_s": summary([len(prompts) / s for s in values]),
+                "generated_tokens": sum(count for _, count in outputs[variant, size]),
+            }
+            for (variant, size), values in seconds.items()
+        ]  # fmt: skip
+        new = statistics.median(seconds["decode_loop_shared_prefix", batch])
+        old = statistics.median(seconds["transformers_generate", batch])
+        top = max(
+            (r for r in rows if r["variant"] == "decode_loop_shared_prefix"),
+            key=lambda r: r["examples_per_s"]["median"],
         )
         result[name] = {
-            "examples": len(prompts), "batch_size": batch, "settings": settings.__dict__,
-            "examples_per_s": {v: summary([len(prompts) / s for s in values]) for v, values in seconds.items()},
-            "generated_tokens": {v: sum(c for _, c in pairs) for v, pairs in outputs.items()},
-            "same_text": same_texts(outputs["decode_loop_shared_prefix"], outputs["transformers_generate"]),
-            "speedup": old / new,
+            "examples": len(prompts), "settings": {k: v for k, v in settings.__dict__.items() if k != "batch_size"},
+            "default_batch_size": batch, "runs": rows,
+            "same_text_at_default_batch": same_texts(
+                outputs["decode_loop_shared_prefix", batch], outputs["transformers_generate", batch]
+            ),
+            "speedup_at_default_batch": old / new, "best_batch_size": top["batch_size"],
+            "best_over_transformers_generate_at_default_batch": old * top["examples_per_s"]["median"] / len(prompts),
         }  # fmt: skip
-        print(f"default work, {name}: {old / new:.2f}x", flush=True)
+        print(f"default work, {name}: {old / new:.2f}x at batch {batch}; best batch {top['batch_size']}", flush=True)
     return result
 
 
@@ -184,7 +197,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--min-examples", type=int, default=16, help="generation examples at batch sizes below this")
     parser.add_argument("--capture-examples", type=int, default=256)
-    parser.add_argument("--default-examples", type=int, default=128)
+    parser.add_argument("--default-examples", type=int, default=256)
+    parser.add_argument("--default-batch-sizes", default="32,128,256", help="batch sizes of the new path on that work")
     parser.add_argument("--default-batch-size", type=int, default=params["model"]["batch_size"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--parts", default="generation,capture,default", help="which parts to run")
@@ -204,7 +218,8 @@ def main() -> None:
     if "capture" in parts:
         result["capture"] = run_capture(lm, cost, batch_sizes, args, sync)
     if "default" in parts:
-        result["default_work"] = run_default_work(lm, args.default_batch_size, args, sync)
+        sizes = [int(b) for b in args.default_batch_sizes.split(",")]
+        result["default_work"] = run_default_work(lm, args.default_batch_size, sizes, args, sync)
     peaks.append(matmul_peak_gflops(device=str(lm.device)))
     result["matmul_peak_gflops"] = summary(peaks)
     peak = statistics.median(peaks)
@@ -244,7 +259,11 @@ def summarize(result: dict, args) -> dict:
     if "default_work" in result:
         out["default_batch_size"] = args.default_batch_size
         for name, work in result["default_work"].items():
-            out[f"default_{name}_speedup_over_transformers_generate"] = work["speedup"]
+            out[f"default_{name}_speedup_at_default_batch"] = work["speedup_at_default_batch"]
+            out[f"default_{name}_best_batch_size"] = work["best_batch_size"]
+            out[f"default_{name}_best_over_transformers_generate_at_default_batch"] = work[
+                "best_over_transformers_generate_at_default_batch"
+            ]
     return out
 
 
