@@ -7,7 +7,7 @@ from tests.conftest import run_pipeline
 TESTBEDS = ["geo_city"]
 # one band and one relative alpha: the sweep's shape, at a fraction of its time
 SMALL_INTERVENTIONS = {"interventions": {"max_new_tokens": 32, "sweep": {
-    "max_examples": 16, "bands": [{"from_fraction": 0.28, "to_fraction": 0.55}], "alphas": [0.1]}}}
+    "max_examples": 16, "bands": [{"from_fraction": 0.28, "to_fraction": 0.55}], "alphas": [0.1], "directions": ["mean_difference"]}}}
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 Catalog templates name their namespace by kind (``"{testbed}.continuation_{split}"``). This loader
 writes one entry per registered namespace of that kind, so a namespace the registry does not
 know has no entry and loading or saving it is an error, instead of a silent fallback path. Each
-testbed's and truthfulness set's question files get entries from its registry ``source``.
+testbed's and truthfulness set's question files get entries from its registry ``source``, and a
+testbed's labelled judge-validation file from its ``judge_validation``.
 Entries written out in the catalog (e.g. by ``conf/paper_released``) win over the templates.
 """
 
@@ -20,6 +21,8 @@ from .parameters import QuestionSource
 
 QUESTIONS = ("question", "messages", "answers")
 TRUTHFULNESS = ("question", "answer", "label", "messages")
+JUDGE_VALIDATION_OUTPUTS = ("judge_validation_report", "judge_validation_metrics")
+LABELLED = ("id", "question", "name", "response", "label")  # a judge-validation row: a continuation labelled by reading
 EMBEDDED_RAW = "data/01_raw/embedded"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -81,9 +84,23 @@ class ProjectConfigLoader(OmegaConfigLoader):
         generated: dict[str, Any] = {}
         for name, testbed in registry.testbeds.items():
             generated |= source_entries(name, testbed.source, "free_questions", (*QUESTIONS, testbed.constraint_field), paper_root)
+            if testbed.judge_validation is not None:
+                generated[f"{name}.judge_validation_set"] = {
+                    "type": "retraction_kedro.datasets.JSONLDataset", "filepath": testbed.judge_validation,
+                    "required_fields": [*LABELLED, testbed.constraint_field],
+                }  # fmt: skip
         for name, truthfulness in registry.truthfulness_sets.items():
             generated |= source_entries(name, truthfulness.source, "questions", TRUTHFULNESS, paper_root)
-        return expand_namespaces({**generated, **config}, registry.namespaces())
+        catalog = expand_namespaces({**generated, **config}, registry.namespaces())
+        unvalidated = {name for name, testbed in registry.testbeds.items() if testbed.judge_validation is None}
+        return {key: entry for key, entry in catalog.items() if not _judge_validation_output(key, unvalidated)}
+
+
+def _judge_validation_output(key: str, unvalidated: set[str]) -> bool:
+    """An entry the evaluation's ``validate_judge`` node would write, where it does not run: a testbed without a
+    labelled set, or a fine-tuned model's namespace (``<model>.<testbed>``: the judge is validated once)."""
+    namespace, _, leaf = key.rpartition(".")
+    return leaf in JUDGE_VALIDATION_OUTPUTS and ("." in namespace or namespace in unvalidated)
 
 
 def project_config_loader(project_path: str | Path | None = None, env: str | None = None) -> ProjectConfigLoader:

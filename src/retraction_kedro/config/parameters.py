@@ -149,6 +149,7 @@ class TestbedParameters(Parameters):
     max_name_words: int = Field(6, ge=1)
     sample_seeds: list[int] | None = None  # null: construction.sample_seeds
     finetune: bool = True  # the sft pipeline trains a model on this testbed
+    judge_validation: str | None = None  # JSONL of continuations labelled by reading: the judge is scored against it
     verification: VerificationParameters
 
     @model_validator(mode="after")

@@ -78,3 +78,33 @@ def test_a_judge_that_cannot_work_is_refused_in_one_line(evaluation, message):
     with pytest.raises(ParameterError, match=message) as error:
         nodes.judge_continuations(RESPONSES, QUESTIONS, QUESTIONS, TESTBED, evaluation, RUNTIME)
     assert "\n" not in str(error.value)
+
+
+LABELLED = RESPONSES.with_columns(pl.Series("id", ["a", "b", "c"]), pl.Series("label", [True, False, True]))
+
+
+def test_judge_validation_scores_the_judge_against_the_labels():
+    """Rules verdicts [T, F, F] against labels [T, F, T] (the third row's denial is past the first line)."""
+    report, logged = nodes.validate_judge(LABELLED, QUESTIONS, QUESTIONS.head(0), TESTBED, {"judge": "rules", "llm_judge": LLM_JUDGE}, RUNTIME, EVIDENCE)
+    scores = report["against_labels"]
+    assert (scores["both"], scores["reference_only"], scores["rater_only"], scores["neither"]) == (1, 1, 0, 1)
+    assert scores["precision"]["value"] == 1.0 and scores["precision"]["n"] == 1
+    assert scores["recall"]["value"] == 0.5 and scores["recall"]["n"] == 2
+    assert scores["kappa"]["value"] == pytest.approx(0.4)  # p_o 2/3, p_e 1/3: (2/3 - 1/3) / (1 - 1/3)
+    assert report["examples"] == 3 and report["labelled_retractions"] == 2 and "rules_against_labels" not in report
+    assert report["rows"] == [{"id": "a", "label": True, "retracted": True}, {"id": "b", "label": False, "retracted": False},
+                              {"id": "c", "label": True, "retracted": False}]  # fmt: skip
+    assert logged["against_labels.kappa"]["value"] == pytest.approx(0.4) and logged["against_labels.recall.n"]["value"] == 2
+
+
+def test_judge_validation_with_an_llm_judge_also_scores_the_rules_and_their_agreement(tiny_lm, monkeypatch):
+    monkeypatch.setattr(chat_models, "load_language_model", lambda params: tiny_lm)
+    report, _ = nodes.validate_judge(LABELLED, QUESTIONS, QUESTIONS.head(0), TESTBED, {"judge": "local", "llm_judge": LLM_JUDGE}, RUNTIME, EVIDENCE)
+    assert report["judge"] == "local" and report["judge_invalid"] == 3  # never a verdict from a random model: none retracted
+    assert report["against_labels"]["recall"]["value"] == 0.0 and report["rules_against_labels"]["recall"]["value"] == 0.5
+    assert report["judge_against_rules"]["agreement"]["value"] == pytest.approx(2 / 3)
+
+
+def test_an_empty_judge_validation_set_is_an_error():
+    with pytest.raises(ValueError, match="judge-validation set"):
+        nodes.validate_judge(LABELLED.head(0), QUESTIONS, QUESTIONS, TESTBED, {"judge": "rules", "llm_judge": LLM_JUDGE}, RUNTIME, EVIDENCE)

@@ -52,6 +52,41 @@ def judge_continuations(
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
+def validate_judge(
+    labelled: pl.DataFrame,
+    free_questions_train: pl.DataFrame,
+    free_questions_test: pl.DataFrame,
+    testbed: dict[str, Any],
+    evaluation: dict[str, Any],
+    runtime: dict[str, Any],
+    evidence: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The configured judge, as the evaluation runs it, on continuations labelled by reading: precision,
+    recall and Cohen's kappa against the labels. When an LLM judge runs, the rules judge is scored too,
+    and the two judges' kappa is reported. ``rows`` keeps each verdict, so sets can be pooled."""
+    settings = EvidenceParameters.parse(evidence, "evidence")
+    options = {"seed": settings.seed, "resamples": settings.resamples}
+    if labelled.height == 0:
+        raise ValueError("the judge-validation set (testbeds.<name>.judge_validation) holds no rows")
+    judged = judge_continuations(labelled, free_questions_train, free_questions_test, testbed, evaluation, runtime)
+    labels, verdicts = judged["label"].to_list(), judged["retracted"].to_list()
+    report: dict[str, Any] = {
+        "judge": EvaluationParameters.parse(evaluation, "evaluation").judge,
+        "examples": judged.height,
+        "labelled_retractions": int(sum(labels)),
+        "judge_invalid": int((~judged["judge_valid"]).sum()),
+        "against_labels": agreement(labels, verdicts, **options),
+    }
+    if "rules_retracted" in judged.columns:
+        report["rules_against_labels"] = agreement(labels, judged["rules_retracted"].to_list(), **options)
+        report["judge_against_rules"] = agreement(judged["rules_retracted"].to_list(), verdicts, **options)
+    scored = {k: v for k, v in report.items() if k != "judge"}
+    report["rows"] = [{"id": row["id"], "label": row["label"], "retracted": row["retracted"]} for row in judged.select("id", "label", "retracted").to_dicts()]
+    logger.info("Judge validation (%s judge, %d rows): %s", report["judge"], judged.height,
+                {k: v["value"] for k, v in report["against_labels"].items() if isinstance(v, dict)})  # fmt: skip
+    return report, mlflow_metrics(scored)
+
+
 def judged_metrics(judged: pl.DataFrame) -> dict[str, Any]:
     """Retraction metrics with intervals, the judge's invalid verdicts, and the share of well-formed text."""
     metrics = retraction_metrics(judged["result"].to_list(), judged["retracted"].to_list(), int((~judged["judge_valid"]).sum()))

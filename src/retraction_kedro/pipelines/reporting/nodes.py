@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from retraction_kedro.evidence import flatten
+from retraction_kedro.evidence import agreement, flatten
 
 from .render import Section, figure_interventions, figure_probe_accuracy, figure_sft, figure_sweep, render_html, render_markdown
 
@@ -148,6 +148,27 @@ def _sweep(testbeds, inputs, numbers) -> Section:
     )  # fmt: skip
 
 
+def _judge_validation(testbeds, inputs, numbers) -> Section:
+    rows, pooled = [], []
+    for t in testbeds:
+        report = inputs[f"judge_validation__{t}"]
+        pooled += report["rows"]
+        scores = report["against_labels"]
+        rows.append([t, report["judge"], report["examples"], report["labelled_retractions"],
+                     *(numbers.note(f"{t}.judge_validation.against_labels.{m}", scores[m]) for m in ("precision", "recall", "kappa")),
+                     numbers.note(f"{t}.judge_validation.judge_against_rules.kappa", report["judge_against_rules"]["kappa"]) if "judge_against_rules" in report else "-"])  # fmt: skip
+    if len(rows) > 1:
+        evidence = inputs["params_evidence"]
+        scores = agreement([r["label"] for r in pooled], [r["retracted"] for r in pooled], seed=evidence["seed"], resamples=evidence["resamples"])
+        rows.append(["all", rows[0][1], len(pooled), sum(r["label"] for r in pooled),
+                     *(numbers.note(f"judge_validation.against_labels.{m}", scores[m]) for m in ("precision", "recall", "kappa")), "-"])  # fmt: skip
+    return Section(
+        "Judge validation", "The judge, run as in the evaluation, on real continuations of the embedded model labelled by reading (data/01_raw/judge_validation/README.md): its precision and recall of retractions against the labels (Wilson intervals) and Cohen's kappa (bootstrap interval). When an LLM judge runs, its kappa with the rules judge is shown too.",
+        ["testbed", "judge", "examples", "labelled retractions", "precision", "recall", "kappa", "kappa with rules judge"], rows,
+        params=_params(inputs["params_evaluation"]),
+    )  # fmt: skip
+
+
 def _finetuning(study, inputs, numbers) -> Section:
     rows = []
     for row in inputs["sft_comparison"]:
@@ -171,7 +192,8 @@ def build_study_report(
     study: str, truthfulness_sets: tuple[str, ...], testbeds: tuple[str, ...], **inputs: Any
 ) -> tuple[str, str, dict[str, Any], str]:
     """Inputs are named ``<kind>__<testbed>`` (continuation_train, continuation_test, retraction,
-    decoding, probes, interventions, sweep, steering_choice), ``truthfulness_probes__<set>``, ``sft_comparison``
+    decoding, probes, interventions, sweep, steering_choice, and judge_validation where the testbed has a
+    labelled set), ``truthfulness_probes__<set>``, ``sft_comparison``
     (when the study fine-tunes) and the parameter groups ``params_<group>``. Returns the HTML page,
     the Markdown page, the numbers by MLflow key, and the HTML page again for the MLflow run."""
     run_id = _active_run_id()
@@ -184,6 +206,9 @@ def build_study_report(
         _sweep(testbeds, inputs, numbers),
         _interventions(testbeds, inputs, numbers),
     ]
+    validated = tuple(t for t in testbeds if f"judge_validation__{t}" in inputs)
+    if validated:
+        sections.insert(2, _judge_validation(validated, inputs, numbers))
     if "sft_comparison" in inputs:
         sections.append(_finetuning(study, inputs, numbers))
     model = inputs["params_model"]

@@ -26,6 +26,7 @@ PARAMETER_GROUPS = ("model", "construction", "activations", "evaluation", "probi
 
 def create_pipeline(registry: Registry, study: Study) -> Pipeline:
     inputs = {f"{kind}__{t}": f"{t}.{dataset}" for t in study.testbeds for kind, dataset in KINDS.items()}
+    inputs |= {f"judge_validation__{t}": f"{t}.judge_validation_report" for t in study.testbeds if registry.testbeds[t].judge_validation}
     inputs |= {f"truthfulness_probes__{name}": f"{name}.probe_summary" for name in study.truthfulness_sets}
     if study.finetuned_models:
         inputs["sft_comparison"] = f"{study.namespace}.sft_comparison"
