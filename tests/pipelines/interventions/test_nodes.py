@@ -139,6 +139,20 @@ def test_every_configuration_runs_and_is_compared_with_its_baseline(vectors_and_
     assert other.filter(pl.col("configuration") == "steer_none")["response"].to_list() != evaluated["response"].to_list()
 
 
+def test_without_a_sweep_choice_the_from_sweep_runs_are_left_out_and_the_rest_run(vectors_and_probes):
+    directions, probes = vectors_and_probes
+    evaluated = pl.DataFrame({"name": continuations()["name"], "response": [" a.", " b.", " c.", " d."]})
+    settings = {**SETTINGS, "configurations": SETTINGS["configurations"][:4]}
+    table = nodes.run_interventions(continuations(), directions, probes, {"setting": None}, evaluated, model_params(2), settings, ACTIVATIONS, RUNTIME)
+    assert sorted(table["configuration"].unique().to_list()) == ["steer_ablate", "steer_none", "steer_probe_neg"]
+    report, _ = nodes.summarize_interventions(_judge(table), settings, EVIDENCE)
+    assert sorted(report) == ["steer_ablate", "steer_none", "steer_probe_neg"]
+    patched = {**SETTINGS, "configurations": [*SETTINGS["configurations"][:2],
+               {"name": "patch_values_neg", "kind": "value_patch", "source": "steer_neg", "position": -1}]}  # fmt: skip
+    with pytest.raises(ValueError, match="source run is from_sweep"):
+        nodes.run_interventions(continuations(), directions, probes, {"setting": None}, evaluated, model_params(2), patched, ACTIVATIONS, RUNTIME)
+
+
 def test_the_sweep_runs_every_setting_on_its_split_and_chooses_by_the_written_rule(vectors_and_probes):
     directions, probes = vectors_and_probes
     train, test = continuations(), continuations().head(2)

@@ -115,11 +115,16 @@ def _configuration(judged: pl.DataFrame, name: str, reference: pl.DataFrame | No
 def summarize_interventions(judged: pl.DataFrame, interventions: dict[str, Any], evidence: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Retraction under each configuration with intervals, each compared with the unsteered run of its
     suffix on the same examples (paired bootstrap interval, exact McNemar p); as JSON and as MLflow
-    metrics ``<name>.<metric>`` and ``<name>.change.<metric>``."""
+    metrics ``<name>.<metric>`` and ``<name>.change.<metric>``. ``from_sweep`` runs the sweep gave no
+    setting to are left out."""
     settings = InterventionParameters.parse(interventions, "interventions")
     options = EvidenceParameters.parse(evidence, "evidence")
     report: dict[str, Any] = {}
+    run = set(judged["configuration"].to_list())
     for config in settings.configurations:
+        if config.name not in run and config.from_sweep:
+            logger.warning("%s: not run (the sweep chose no setting): left out of the summary", config.name)
+            continue
         baseline = _configuration(judged, settings.baseline(config.suffix).name)
         part = _configuration(judged, config.name, baseline)
         report[config.name] = {"kind": config.kind, "suffix": config.suffix, "baseline": settings.baseline(config.suffix).name,

@@ -74,8 +74,12 @@ def run_configurations(
     reusable_baseline: list[str] | None = None,
 ) -> pl.DataFrame:
     """Every configuration of ``settings`` on ``runs``; the unsteered run without a suffix takes
-    ``reusable_baseline`` (evaluation's responses) when given and nothing needs to be recorded in it."""
+    ``reusable_baseline`` (evaluation's responses) when given and nothing needs to be recorded in it.
+    ``from_sweep`` runs are left out when the sweep chose nothing (``choice`` None)."""
     configs = settings.configurations
+    unrunnable = {c.name for c in configs if c.from_sweep and choice is None}
+    if any(c.source in unrunnable for c in configs):
+        raise ValueError("a patch's source run is from_sweep, and the sweep chose no setting: give the source its own steering")
     layers = list(range(runs.num_layers))
     recorders: dict[str, _Recorders] = {c.name: _Recorders() for c in configs}
     for patch in (c for c in configs if c.source is not None):
@@ -90,6 +94,9 @@ def run_configurations(
     order = sorted(configs, key=lambda c: ("none", "steer", "ablate", "value_patch", "attention_patch").index(c.kind))
     tables: list[dict[str, Any]] = []
     for config in order:
+        if config.from_sweep and choice is None:
+            logger.warning("%s: not run: no sweep setting met the choice rule (steering_choice.setting is null)", config.name)
+            continue
         recording = [*recorders[config.name].values.values(), *recorders[config.name].attention.values()]
         columns: dict[str, Any] = {"relative_size": 0.0}
         if config.kind == "none":
