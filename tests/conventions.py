@@ -52,6 +52,8 @@ FINETUNED_UNUSED = {
     "construction_metrics": _CONSTRUCTION,
     "source_manifest": "a fine-tuned model reads the question files of the base model's namespace",
     "model_spec": "every namespace of a fine-tuned model reads that model's one spec, finetuned_<testbed>.model_spec",
+    **dict.fromkeys(("continuation_samples_test", "judged_samples_test", "decoding_report", "decoding_metrics"),
+                    "decoding sensitivity (sampled against greedy) is measured on the base model only"),
 }
 # Used only when the study sets finetuned_interventions: generated so the flag needs no catalog change.
 FINETUNED_INTERVENTIONS = (

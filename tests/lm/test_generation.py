@@ -4,7 +4,7 @@ import pytest
 
 from retraction_kedro.lm import GenerationSettings, answer_messages, continuation_prompt, generate_texts
 from retraction_kedro.lm import generation as generation_module
-from retraction_kedro.lm.generation import example_seeds, generate_with_counts
+from retraction_kedro.lm.generation import example_seeds, generate_with_counts, sample_texts
 
 QUESTIONS = [
     ("Name a city in Germany.", "Lyon"),
@@ -126,6 +126,16 @@ def test_samples_do_not_depend_on_batch_size_or_order(tiny_lm):
         show_progress=False,
     )
     assert sum(a != b for a, b in zip(runs[8], greedy)) > len(prompts) // 2  # really sampled
+
+
+def test_several_seeds_in_one_call_give_each_seed_its_own_call_s_samples(tiny_lm):
+    prompts = many_prompts_for(tiny_lm)[:12]
+    settings = GenerationSettings(max_new_tokens=8, do_sample=True, temperature=1.0, top_p=0.9, stop_at_newline=False, batch_size=8)
+    together = sample_texts(tiny_lm, prompts, settings, [3, 4], show_progress=False)
+    apart = {seed: generate_texts(tiny_lm, prompts, GenerationSettings(**{**settings.__dict__, "seed": seed}), show_progress=False) for seed in (3, 4)}
+    assert together == apart and together[3] != together[4]
+    with pytest.raises(ValueError, match="do_sample"):
+        sample_texts(tiny_lm, prompts, GenerationSettings(max_new_tokens=2), [0])
 
 
 def test_example_seeds_follow_the_prompt_and_its_occurrence():

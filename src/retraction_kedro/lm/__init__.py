@@ -6,7 +6,7 @@ through these functions, never through transformers directly.
 
 from .capture import capture_hidden_states
 from .finetuning import FineTuneResult, LoraSettings, completion_features, fine_tune_lora, sft_features
-from .generation import GenerationSettings, generate_texts, generate_with_counts
+from .generation import GenerationSettings, generate_texts, generate_with_counts, sample_texts
 from .interventions import AttentionPatch, Intervention, Steering, ValuePatch, top_changed_heads
 from .loading import (
     EMBEDDED_MODEL_ID,
@@ -41,6 +41,7 @@ __all__ = [
     "continuation_prompt",
     "generate_texts",
     "generate_with_counts",
+    "sample_texts",
     "AttentionPatch",
     "Intervention",
     "Steering",

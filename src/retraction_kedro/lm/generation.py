@@ -118,6 +118,7 @@ def generate_with_counts(
     desc: str = "generate",
     show_progress: bool = True,
     interventions: Sequence[Intervention] = (),
+    seeds: Sequence[int] | None = None,
 ) -> list[tuple[str, int]]:
     """(continuation, number of generated tokens, its stop token included) per prompt, in input order.
 
@@ -125,14 +126,20 @@ def generate_with_counts(
     gives the same samples at any batch size, in any order and after a resume. ``interventions``
     (steering, patching) are hooked in for this call only and are part of the resume journal's key.
     With ``share_prefix`` the prompts' common token prefix runs once (see ``prefix``); an
-    intervention without a prompt ``position`` turns sharing off.
+    intervention without a prompt ``position`` turns sharing off. ``seeds``: each example's sampling
+    seed, given (see :func:`sample_texts`) instead of drawn from ``settings.seed``.
     """
     prompts = list(prompts)
     if not prompts:
         return []
+    if seeds is not None and len(seeds) != len(prompts):
+        raise ValueError(f"{len(seeds)} sampling seeds for {len(prompts)} prompts")
     ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
     batches = plan_batches([len(row) for row in ids], settings.batch_size)
-    key = fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions], SAMPLING_SCHEME)
+    given = [list(seeds)] if seeds is not None else []  # in the journal key only when given
+    key = fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions], SAMPLING_SCHEME, *given)
+    if settings.do_sample and seeds is None:
+        seeds = example_seeds(prompts, settings.seed)
     journal = BatchJournal(resume_dir, "generate", key)
     done = {} if any(i.records for i in interventions) else journal.finished_texts()
     positions = [getattr(i, "position", None) for i in interventions]
@@ -142,7 +149,7 @@ def generate_with_counts(
     if prefix is not None:
         logger.info("%s: the %d prompts share a prefix of %d tokens, run once", desc, len(prompts), prefix.length)
     rule = stop_rule(lm, settings)
-    seeds = example_seeds(prompts, settings.seed) if settings.do_sample else None
+    seeds = list(seeds) if settings.do_sample and seeds is not None else None
     results: list[tuple[str, int] | None] = [None] * len(prompts)
     with attached(lm, interventions):
         for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
@@ -160,6 +167,25 @@ def generate_with_counts(
                 results[index] = (text, count)
     journal.close()
     return results  # type: ignore[return-value]
+
+
+def sample_texts(
+    lm: LanguageModel,
+    prompts: Sequence[str],
+    settings: GenerationSettings,
+    sample_seeds: Sequence[int],
+    resume_dir: str | None = None,
+    desc: str = "sample",
+    show_progress: bool = True,
+) -> dict[int, list[str]]:
+    """The prompts sampled once per seed, all in one call so that batches fill across seeds; each
+    seed's texts are those of a call of its own with ``settings.seed`` = that seed."""
+    if not settings.do_sample:
+        raise ValueError("sample_texts needs settings.do_sample")
+    prompts = list(prompts)
+    seeds = [s for sample_seed in sample_seeds for s in example_seeds(prompts, sample_seed)]
+    texts = [text for text, _ in generate_with_counts(lm, prompts * len(sample_seeds), settings, resume_dir, desc, show_progress, seeds=seeds)]
+    return {sample_seed: texts[i * len(prompts) : (i + 1) * len(prompts)] for i, sample_seed in enumerate(sample_seeds)}
 
 
 def _generate_batch(

@@ -16,6 +16,7 @@ from retraction_kedro.lm import (
     continuation_prompt,
     generate_texts,
     load_language_model,
+    sample_texts,
 )
 
 logger = logging.getLogger(__name__)
@@ -108,12 +109,10 @@ def sample_continuations(
         return pl.DataFrame(schema={"sample_seed": pl.Int64, "name": pl.String, "result": pl.Boolean, "response": pl.String})
     lm = load_language_model(model.spec)
     prompts = _continuation_prompts(lm, rows, settings.suffix, "continuation set")
-    table = []
-    for seed in sampling.seeds:
-        generation = GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_newline=True, batch_size=model.batch_size,
-                                        do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, seed=seed)  # fmt: skip
-        responses = generate_texts(lm, prompts, generation, run.resume_dir, f"sample continuations (seed {seed})", run.show_progress)
-        table += [{**row, "suffix": settings.suffix, "response": text, "sample_seed": seed} for row, text in zip(rows, responses)]
+    generation = GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_newline=True, batch_size=model.batch_size,
+                                    do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)  # fmt: skip
+    sampled = sample_texts(lm, prompts, generation, sampling.seeds, run.resume_dir, f"sample continuations (seeds {sampling.seeds})", run.show_progress)
+    table = [{**row, "suffix": settings.suffix, "response": text, "sample_seed": seed} for seed, texts in sampled.items() for row, text in zip(rows, texts)]
     return rows_to_frame(table)
 
 

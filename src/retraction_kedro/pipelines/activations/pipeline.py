@@ -19,7 +19,8 @@ from .nodes import continuation_hidden_states, continue_answers, sample_continua
 SETTINGS = ["params:activations", "model_spec", "params:runtime"]
 
 
-def testbed_template(splits: tuple[str, ...] = ("train", "test")) -> Pipeline:
+def testbed_template(splits: tuple[str, ...] = ("train", "test"), sample: bool = True) -> Pipeline:
+    """``sample``: the test set sampled beside greedy (decoding sensitivity; the base model's question)."""
     nodes = []
     for split in splits:
         nodes += [
@@ -27,7 +28,7 @@ def testbed_template(splits: tuple[str, ...] = ("train", "test")) -> Pipeline:
             Node(continuation_hidden_states, [f"continuation_{split}", *SETTINGS], f"continuation_hidden_{split}",
                  name=f"continuation_hidden_states_{split}"),  # fmt: skip
         ]
-    if "test" in splits:  # decoding sensitivity: the test set sampled beside greedy
+    if sample and "test" in splits:
         nodes.append(Node(sample_continuations, ["continuation_test", *SETTINGS], "continuation_samples_test", name="sample_continuations_test"))
     return Pipeline(nodes)
 

@@ -24,7 +24,7 @@ from retraction_kedro.config.parameters import (
     WorldParameters,
 )
 from retraction_kedro.datasets import rows_to_frame
-from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model
+from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model, sample_texts
 from retraction_kedro.pipelines.chat_models import ask
 from retraction_kedro.sources.paper import fetch_paper_files
 from retraction_kedro.world import embedded_builder, mentions_any, name_matches
@@ -165,12 +165,11 @@ def sample_answers(
     lm = load_language_model(model_settings.spec)
     prompts = [chat_prompt(lm.tokenizer, q["messages"]) for q in questions]
     rows: list[dict[str, Any]] = []
-    for sample_seed in entry.sample_seeds or recipe.sample_seeds:
-        settings = _generation(
-            model_settings, max_new_tokens=recipe.answer_max_new_tokens, do_sample=True,
-            temperature=recipe.temperature, top_p=recipe.top_p, seed=sample_seed,
-        )  # fmt: skip
-        responses = generate_texts(lm, prompts, settings, run.resume_dir, f"sample answers (seed {sample_seed})", run.show_progress)
+    sample_seeds = entry.sample_seeds or recipe.sample_seeds
+    settings = _generation(model_settings, max_new_tokens=recipe.answer_max_new_tokens, do_sample=True, temperature=recipe.temperature,
+                           top_p=recipe.top_p)  # fmt: skip
+    sampled = sample_texts(lm, prompts, settings, sample_seeds, run.resume_dir, f"sample answers (seeds {sample_seeds})", run.show_progress)
+    for sample_seed, responses in sampled.items():
         extracted = _extract_with_llm(lm, questions, responses, recipe, model_settings, run)
         for question, response, output in zip(questions, responses, extracted):
             if output is None:

@@ -41,9 +41,10 @@ def finetuned_study(registry: Registry, study: Study, model: str) -> Pipeline:
     splits = ("train", "test") if study.parameters.finetuned_interventions else ("test",)
     for name in study.testbeds:
         sets = {f"continuation_{s}": f"{name}.continuation_{s}" for s in splits}
-        pipe += in_namespace(activations.testbed_template(splits=splits), f"{model}.{name}", inputs={**spec, **sets})
+        # greedy only: decoding sensitivity is measured on the base model
+        pipe += in_namespace(activations.testbed_template(splits=splits, sample=False), f"{model}.{name}", inputs={**spec, **sets})
         pipe += in_namespace(
-            evaluation.testbed_template(),
+            evaluation.testbed_template(decoding=False),
             f"{model}.{name}",
             inputs={f"free_questions_{s}": f"{name}.free_questions_{s}" for s in ("train", "test")},
             parameters={"params:testbed": f"params:testbeds.{name}"},
