@@ -115,8 +115,8 @@ def test_interventions_log_each_configuration_beside_the_baseline(evaluated_proj
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.steer_none.retraction_rate` >= 0")
     assert len(runs) == 1
     logged = runs[0].data.metrics
-    for name in ("steer_none", "steer_neg", "steer_pos", "steer_probe_neg", "patch_none", "patch_values_neg", "patch_attention_neg",
-                 "patch_attention_top8_pos"):  # fmt: skip
+    for name in ("steer_none", "steer_neg", "steer_pos", "steer_ablate", "patch_none", "patch_values_neg", "patch_attention_neg",
+                 "patch_attention_top8_neg"):  # fmt: skip
         assert f"geo_city.{name}.retraction_recall.n" in logged
         if name not in ("steer_none", "patch_none"):
             assert f"geo_city.{name}.change.retraction_rate.p_value" in logged

@@ -50,7 +50,9 @@ def test_a_testbed_from_a_question_file_runs_from_construction_to_the_report(fix
     # the fine-tuned model is steered as the base model is: its own directions, its own weights
     finetuned = project / "data/08_reporting" / slug / "finetuned_atlantis_city.atlantis_city"
     steered = json.loads(latest(finetuned / "interventions.json").read_text())
-    assert {"steer_neg", "steer_probe_neg", "patch_values_neg"} <= set(steered)
+    assert {"steer_neg", "steer_ablate", "patch_values_neg", "patch_attention_top8_neg"} <= set(steered)
+    finetuned_sweep = read_jsonl(str(latest(finetuned / "steering_sweep.jsonl")))
+    assert {row["direction"] for row in finetuned_sweep} == {"none", "mean_difference", "probe"}  # along its own probe's weights too
     spec = json.loads(latest(project / "data/06_models" / slug / "finetuned_atlantis_city" / "model_spec.json").read_text())
     assert spec["adapter"].endswith("adapter") and spec["name"] == params["model"]["name"]
     sweep = read_jsonl(str(latest(project / "data/08_reporting" / slug / "atlantis_city" / "steering_sweep.jsonl")))

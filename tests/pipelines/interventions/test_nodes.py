@@ -153,6 +153,17 @@ def test_without_a_sweep_choice_the_from_sweep_runs_are_left_out_and_the_rest_ru
         nodes.run_interventions(continuations(), directions, probes, {"setting": None}, evaluated, model_params(2), patched, ACTIVATIONS, RUNTIME)
 
 
+def test_a_sampled_sweep_reuses_the_unsteered_responses_of_its_rows(vectors_and_probes):
+    directions, probes = vectors_and_probes
+    train = continuations()
+    unsteered = pl.DataFrame({"name": train["name"], "response": [f" reply {i}." for i in range(train.height)]})
+    sweep = {**SETTINGS["sweep"], "max_examples": 2, "bands": [BAND], "directions": ["mean_difference"]}
+    table = nodes.run_steering_sweep(train, train.head(2), unsteered, train.head(0), directions, probes, model_params(2),
+                                     {**SETTINGS, "sweep": sweep}, ACTIVATIONS, RUNTIME)  # fmt: skip
+    baseline = table.filter(pl.col("configuration") == nodes.SWEEP_BASELINE)
+    assert baseline.height == 2 and baseline["response"].to_list() == [f" reply {i}." for i in baseline["index"].to_list()]
+
+
 def test_the_sweep_runs_every_setting_on_its_split_and_chooses_by_the_written_rule(vectors_and_probes):
     directions, probes = vectors_and_probes
     train, test = continuations(), continuations().head(2)

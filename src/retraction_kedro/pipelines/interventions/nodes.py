@@ -89,14 +89,15 @@ def run_steering_sweep(
     sweep = settings.sweep
     continuations, unsteered_responses = (continuation_train, unsteered_train) if sweep.split == "train" else (continuation_test, unsteered_test)
     rows = continuations.to_dicts()
+    chosen = list(range(len(rows)))
     if sweep.max_examples is not None and len(rows) > sweep.max_examples:
         chosen = sorted(random.Random(sweep.seed).sample(range(len(rows)), sweep.max_examples))
         rows = [rows[i] for i in chosen]
     runs = ContinuationRuns(rows, ModelParameters.parse(model_spec, "model"), settings.max_new_tokens, RuntimeParameters.parse(runtime, "runtime"))
     vectors = SteeringVectors.from_artifacts(directions, probes)
     reusable = _reusable(unsteered_responses, continuations, settings, activations)
-    if reusable is not None and len(rows) == continuations.height:
-        table = [{**row, "suffix": "", "response": text, "configuration": SWEEP_BASELINE, "relative_size": 0.0} for row, text in zip(rows, reusable)]
+    if reusable is not None:  # greedy continuations do not depend on the other rows of a batch: a sample's are the split's
+        table = [{**row, "suffix": "", "response": reusable[i], "configuration": SWEEP_BASELINE, "relative_size": 0.0} for row, i in zip(rows, chosen)]
     else:
         table = runs.run(SWEEP_BASELINE, "", [], relative_size=0.0)
     for setting in sweep.settings():
