@@ -152,6 +152,8 @@ def make_project(path: Path) -> Path:
     for env in ("local", "paper_released"):
         (path / "conf" / env / "mlflow.yml").write_text(f"server:\n  mlflow_tracking_uri: sqlite:///{path / 'mlflow.db'}\n")
     shutil.copy(PROJECT_ROOT / "pyproject.toml", path / "pyproject.toml")
+    labelled = Path("data/01_raw/judge_validation")  # committed data the registry names
+    shutil.copytree(PROJECT_ROOT / labelled, path / labelled)
     (path / "src").mkdir()  # kedro's bootstrap wants a source folder; the package itself is installed
     return path
 

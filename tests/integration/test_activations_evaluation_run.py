@@ -115,11 +115,15 @@ def test_interventions_log_each_configuration_beside_the_baseline(evaluated_proj
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="metrics.`geo_city.steer_none.retraction_rate` >= 0")
     assert len(runs) == 1
     logged = runs[0].data.metrics
-    for name in ("steer_none", "steer_neg", "steer_pos", "steer_ablate", "patch_none", "patch_values_neg", "patch_attention_neg",
-                 "patch_attention_top8_neg"):  # fmt: skip
+    choice = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering_choice.json").read_text())
+    # the sweep's choice runs only when the rule found a setting; the configured runs always
+    from_sweep = ("steer_neg", "steer_pos", "steer_ablate") if choice["setting"] else ()
+    for name in ("steer_none", "patch_none", "patch_steered_neg", "patch_values_neg", "patch_attention_neg", "patch_attention_top8_neg", *from_sweep):
         assert f"geo_city.{name}.retraction_recall.n" in logged
         if name not in ("steer_none", "patch_none"):
             assert f"geo_city.{name}.change.retraction_rate.p_value" in logged
+    if not choice["setting"]:
+        assert not any(key.startswith(("geo_city.steer_neg.", "geo_city.steer_pos.")) for key in logged)
     folder = evaluated_project / "data/07_model_output" / SLUG / "geo_city"
     runs = read_jsonl(str(latest(folder / "judged_intervention_continuations.jsonl")))
     evaluated = read_jsonl(str(latest(folder / "judged_continuations_test.jsonl")))
@@ -128,5 +132,4 @@ def test_interventions_log_each_configuration_beside_the_baseline(evaluated_proj
     sweep = read_jsonl(str(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering_sweep.jsonl")))
     assert [row["alpha"] for row in sweep] == [0.0, -0.1, 0.1]
     assert sweep[1]["relative_size"] == pytest.approx(0.1)  # relative scale: a tenth of the mean residual norm
-    choice = json.loads(latest(evaluated_project / "data/08_reporting" / SLUG / "geo_city" / "steering_choice.json").read_text())
     assert choice["split"] == "train" and choice["examples"] <= 16
