@@ -3,6 +3,8 @@
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from retraction_kedro.datasets import read_jsonl
 from retraction_kedro.config import Registry
@@ -17,9 +19,11 @@ MODEL = "finetuned_geo_city"
 
 @pytest.fixture(scope="module")
 def finetuned_project(evaluated_project):
-    # geo_city only (the shared construction has no geo_currency sets), so no comparison node
+    # geo_city only (the shared construction has no geo_currency sets), so no comparison node; the fine-tuned
+    # model's own probes (its truthfulness hidden states: most of the time) run on the tiny model in tests/wiring
     registry = Registry.load(evaluated_project)
-    nodes = [n.name for n in create_pipeline(registry, registry.default_study).nodes if n.name.startswith(f"{MODEL}.") and "geo_currency" not in n.name]
+    skipped = ("geo_currency", "geo_truthfulness", "probes_on_testbed")
+    nodes = [n.name for n in create_pipeline(registry, registry.default_study).nodes if n.name.startswith(f"{MODEL}.") and not any(s in n.name for s in skipped)]
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(evaluated_project)
         run_pipeline(evaluated_project, "sft", {"activations": {"max_new_tokens": 32}}, node_names=nodes)
@@ -46,6 +50,8 @@ def test_the_finetuned_model_runs_through_the_same_templates(finetuned_project):
     assert [r["name"] for r in tuned] == [r["name"] for r in base]  # the base model's test set
     assert [r["response"] for r in tuned] != [r["response"] for r in base]  # from other weights
     report = json.loads(latest(finetuned_project / "data/08_reporting" / SLUG / f"{MODEL}.geo_city" / "retraction.json").read_text())
-    summary = json.loads(latest(finetuned_project / "data/08_reporting" / SLUG / f"{MODEL}.geo_truthfulness" / "probe_summary.json").read_text())
-    print({k: v["value"] if isinstance(v, dict) else v for k, v in report.items()}, "probe best layer", summary["best_layer"]["layer"])
-    assert report["retraction_recall"]["n"] == sum(not r["result"] for r in tuned) and len(summary["layers"]) == 30
+    print({k: v["value"] if isinstance(v, dict) else v for k, v in report.items()})
+    assert report["retraction_recall"]["n"] == sum(not r["result"] for r in tuned)
+    hidden = load_file(latest(finetuned_project / "data/04_feature" / SLUG / f"{MODEL}.geo_city" / "continuation_hidden_test.safetensors"))["hidden"]
+    base = load_file(latest(finetuned_project / "data/04_feature" / SLUG / "geo_city" / "continuation_hidden_test.safetensors"))["hidden"]
+    assert hidden.shape == base.shape and not torch.equal(hidden, base)  # the adapter's weights, captured the same way
