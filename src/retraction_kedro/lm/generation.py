@@ -138,8 +138,10 @@ def generate_with_counts(
     batches = plan_batches([len(row) for row in ids], settings.batch_size)
     given = [list(seeds)] if seeds is not None else []  # in the journal key only when given
     key = fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions], SAMPLING_SCHEME, *given)
-    if settings.do_sample and seeds is None:
-        seeds = example_seeds(prompts, settings.seed)
+    if settings.do_sample:
+        seeds = list(seeds) if seeds is not None else example_seeds(prompts, settings.seed)
+    else:
+        seeds = None
     journal = BatchJournal(resume_dir, "generate", key)
     done = {} if any(i.records for i in interventions) else journal.finished_texts()
     positions = [getattr(i, "position", None) for i in interventions]
@@ -149,7 +151,6 @@ def generate_with_counts(
     if prefix is not None:
         logger.info("%s: the %d prompts share a prefix of %d tokens, run once", desc, len(prompts), prefix.length)
     rule = stop_rule(lm, settings)
-    seeds = list(seeds) if settings.do_sample and seeds is not None else None
     results: list[tuple[str, int] | None] = [None] * len(prompts)
     with attached(lm, interventions):
         for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
