@@ -113,7 +113,9 @@ def _ask_all(
             for future in sorted(finished, key=lambda f: f.exception() is not None):
                 yield running.pop(future), future.result()
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        # queued requests are dropped; those already sent finish (within the timeout), so no
+        # request of this call reaches the server after it returns
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _client(settings: ChatServerSettings) -> openai.OpenAI:
