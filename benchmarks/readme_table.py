@@ -1,7 +1,9 @@
 """Write the README's benchmark tables from the JSON files the benchmarks saved (no figure is copied by hand).
 
-Replaces the text between ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->`` in README.md;
-a benchmark whose JSON is missing is listed as not run.
+Replaces the text between ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->`` in README.md
+(required), and between ``<!-- default-run:begin -->`` and ``<!-- default-run:end -->`` where the README
+has them; a benchmark whose JSON is missing is listed as not run, and a block none of whose JSON files
+exist is left as it is (said on the console).
 
     python benchmarks/readme_table.py [--readme README.md] [--results data/08_reporting/benchmarks]
 """
@@ -18,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import OUTPUT_DIR, ROOT  # noqa: E402
 
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+DEFAULT_RUN_BEGIN, DEFAULT_RUN_END = "<!-- default-run:begin -->", "<!-- default-run:end -->"
 
 
 def number(value: float) -> str:
@@ -151,8 +154,10 @@ def summary_rows(run: dict | None, probing: dict | None, steering: dict | None, 
     return lines
 
 
-def render(results: Path) -> str:
+def render(results: Path) -> str | None:
     run, probing, steering, evidence = (load(results, n) for n in ("runtime", "probing", "steering", "evidence"))
+    if not any((run, probing, steering, evidence)):
+        return None
     lines = [BEGIN, "<!-- written by benchmarks/readme_table.py from data/08_reporting/benchmarks/*.json -->", ""]
     lines += summary_rows(run, probing, steering, evidence) + [""]
     if run:
@@ -164,6 +169,72 @@ def render(results: Path) -> str:
     return "\n".join(lines)
 
 
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def render_default_run(results: Path) -> str | None:
+    """The default run stage by stage, generation through ``model.generate`` (before) and the decode loop (now)."""
+    result = load(results, "default_run")
+    if result is None:
+        return None
+    runs = result["runs"]
+    before, now = runs.get("transformers_generate"), runs.get("decode_loop")
+    if before is None or now is None:
+        raise SystemExit(f"{results / 'default_run.json'}: needs both runs (transformers_generate, decode_loop)")
+    lines = [
+        DEFAULT_RUN_BEGIN,
+        "<!-- written by benchmarks/readme_table.py from data/08_reporting/benchmarks/default_run.json -->",
+        "",
+        f"`benchmarks/default_run.py` ({machine_line(result)}; one run each): every stage of the default run, with "
+        "each generation call through `model.generate` on whole prompts (before) and through the decode loop "
+        "with the shared prefix (now).",
+        "",
+        "| stage | before | now | speedup | in generation: before, now | generated tokens: before, now |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    stages_now = {row["stage"]: row for row in now["stages"]}
+    for old in before["stages"]:
+        new = stages_now[old["stage"]]
+        gen_old, gen_new = old["generation"], new["generation"]
+        lines.append(
+            f"| {old['stage']} | {minutes(old['seconds'])} | {minutes(new['seconds'])} "
+            f"| {old['seconds'] / new['seconds']:.2f}x | {minutes(gen_old['seconds'])}, {minutes(gen_new['seconds'])} "
+            f"| {gen_old['tokens']:,}, {gen_new['tokens']:,} |"
+        )
+    lines.append(
+        f"| whole run | {minutes(before['seconds'])} | {minutes(now['seconds'])} | {before['seconds'] / now['seconds']:.2f}x "
+        f"| {minutes(before['generation_seconds'])}, {minutes(now['generation_seconds'])} "
+        f"| {before['generated_tokens']:,}, {now['generated_tokens']:,} |"
+    )
+    lines.append("")
+    share = before["generation_seconds"] / before["seconds"]
+    rate_old = before["generated_tokens"] / before["generation_seconds"]
+    rate_new = now["generated_tokens"] / now["generation_seconds"]
+    text = (
+        f"Generation was {share:.0%} of the run before. In the run, generated tokens per second of generation rose "
+        f"{rate_new / rate_old:.2f}x."
+    )
+    prediction = result.get("prediction")
+    if prediction:
+        text += (
+            f" `runtime.py` measured {prediction['runtime_generation_speedup']:.2f}x on the default run's continuations "
+            f"at `model.batch_size`, which predicts the run at {minutes(prediction['predicted_seconds'])} "
+            f"({prediction['predicted_speedup']:.2f}x); it took {minutes(now['seconds'])} "
+            f"({prediction['measured_over_predicted']:.2f} of the prediction)."
+        )
+    lines += [text, "", DEFAULT_RUN_END]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, begin: str, end: str, block: str | None, readme: Path) -> str:
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    if block is None:
+        print(f"{readme}: no JSON for {begin} ... {end}; left as it is")
+        return text
+    return pattern.sub(lambda _: block, text, count=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
@@ -173,8 +244,11 @@ def main() -> None:
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{readme}: no {BEGIN} ... {END} markers to write the benchmark tables between")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    readme.write_text(pattern.sub(lambda _: render(Path(args.results)), text, count=1))
+    results = Path(args.results)
+    text = replace_block(text, BEGIN, END, render(results), readme)
+    if DEFAULT_RUN_BEGIN in text and DEFAULT_RUN_END in text:
+        text = replace_block(text, DEFAULT_RUN_BEGIN, DEFAULT_RUN_END, render_default_run(results), readme)
+    readme.write_text(text)
     print(f"wrote the benchmark tables into {readme}")
 
 

@@ -81,6 +81,19 @@ class _StopAtNewline(StoppingCriteria):
 
 def transformers_generate(lm: Any, prompts: list[str], settings: GenerationSettings) -> list[tuple[str, int]]:
     """(text, generated tokens) per prompt through ``model.generate``: the previous path (whole prompts)."""
+    ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    results: list[tuple[str, int]] = [("", 0)] * len(prompts)
+    for number, indices in enumerate(plan_batches([len(row) for row in ids], settings.batch_size)):
+        pairs = transformers_generate_call(lm, [ids[i] for i in indices], settings, settings.seed * 1_000_003 + number)
+        for index, pair in zip(indices, pairs):
+            results[index] = pair
+    return results
+
+
+def transformers_generate_call(
+    lm: Any, rows: list[list[int]], settings: GenerationSettings, seed: int
+) -> list[tuple[str, int]]:
+    """One left-padded batch of token-id prompts through ``model.generate`` (sampling seeded by ``seed``)."""
     eos, newlines = end_of_turn_ids(lm), newline_token_ids(lm.tokenizer) if settings.stop_at_newline else ()
     stops = set(eos) | set(newlines)  # a finished row is padded after its stop token
     criteria = StoppingCriteriaList([_StopAtNewline(torch.tensor(newlines))] if newlines else [])
@@ -89,22 +102,21 @@ def transformers_generate(lm: Any, prompts: list[str], settings: GenerationSetti
         if settings.do_sample
         else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     )
-    lengths = [len(ids) for ids in lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    results: list[tuple[str, int]] = [("", 0)] * len(prompts)
-    for number, indices in enumerate(plan_batches(lengths, settings.batch_size)):
-        inputs = lm.tokenizer(
-            [prompts[i] for i in indices], add_special_tokens=False, padding=True, return_tensors="pt"
-        )
-        inputs = {key: value.to(lm.model.device) for key, value in inputs.items()}
-        torch.manual_seed(settings.seed * 1_000_003 + number)
-        with torch.inference_mode():
-            output = lm.model.generate(
-                **inputs, max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens or None,
-                stopping_criteria=criteria, eos_token_id=eos, pad_token_id=lm.tokenizer.pad_token_id, **sampling,
-            )  # fmt: skip
-        new = output[:, inputs["input_ids"].shape[1] :]
-        texts = lm.tokenizer.batch_decode(new, skip_special_tokens=True)
-        for index, text, row in zip(indices, texts, new.tolist()):
-            count = next((p + 1 for p, token in enumerate(row) if token in stops), len(row))
-            results[index] = (text.split("\n", 1)[0] if settings.stop_at_newline else text, count)
+    pad, width = lm.tokenizer.pad_token_id, max(len(row) for row in rows)
+    device = lm.model.device
+    input_ids = torch.tensor([[pad] * (width - len(row)) + list(row) for row in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        output = lm.model.generate(
+            input_ids=input_ids, attention_mask=mask, max_new_tokens=settings.max_new_tokens,
+            min_new_tokens=settings.min_new_tokens or None, stopping_criteria=criteria, eos_token_id=eos,
+            pad_token_id=pad, **sampling,
+        )  # fmt: skip
+    new = output[:, width:]
+    texts = lm.tokenizer.batch_decode(new, skip_special_tokens=True)
+    results = []
+    for text, row in zip(texts, new.tolist()):
+        count = next((p + 1 for p, token in enumerate(row) if token in stops), len(row))
+        results.append((text.split("\n", 1)[0] if settings.stop_at_newline else text, count))
     return results
