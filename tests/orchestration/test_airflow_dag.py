@@ -1,7 +1,7 @@
 """The DAGs as Airflow sees them: the README's `make airflow-dag` for two models, loaded by Airflow's own parser
 (its DagBag, deploy/airflow/parse_dags.py), and one DAG run by Airflow (`airflow dags test`) with a stand-in for
-kedro that records its calls. Airflow runs in its own environment: `make test-airflow` makes it (.venv-airflow);
-without it, or Airflow in this interpreter, these tests skip."""
+kedro that records its calls. Airflow runs in its own environment (.venv-airflow), which `make test` and
+`make test-airflow` make; without it, or Airflow in this interpreter, these tests skip."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def airflow_python() -> str | None:
 def require_airflow() -> str:
     python = airflow_python()
     if python is None:
-        pytest.skip("no Airflow environment: `make test-airflow` makes .venv-airflow")
+        pytest.skip("no Airflow environment: `make test` or `make test-airflow` makes .venv-airflow")
     pytest.importorskip("kedro_airflow", reason="kedro-airflow writes the DAG files (make install brings it)")
     return python
 
