@@ -32,7 +32,6 @@ LAYERS = (
 )
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*\Z")
 DATA_PATH = re.compile(r"(?:\A|/)data/(?P<layer>[^/]+)/(?P<rest>.+)\Z")
-MLFLOW_METRICS = "kedro_mlflow.io.metrics."
 
 # Datasets and nodes outside every namespace, with the reason: none in this project.
 BARE_NAMES: dict[str, str] = {}
@@ -107,6 +106,28 @@ def _config(catalog: DataCatalog, name: str) -> dict[str, Any]:
     return catalog.config_resolver.resolve_pattern(name)
 
 
+def _dataset_class(type_name: str | None) -> type | None:
+    """The class a catalog ``type`` names (kedro's own resolution), None when it names none."""
+    from kedro.io.core import parse_dataset_definition
+
+    try:
+        return parse_dataset_definition({"type": type_name})[0] if type_name else None
+    except Exception:  # noqa: BLE001 - an unresolvable type is no MLflow dataset
+        return None
+
+
+def _is_mlflow(type_name: str | None, metrics_only: bool = False) -> bool:
+    """kedro-mlflow's datasets and the project's subclasses of them (recognized by class, not by name)."""
+    from kedro_mlflow.io.metrics import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset
+
+    cls = _dataset_class(type_name)
+    if cls is None:
+        return False
+    if metrics_only:
+        return issubclass(cls, (MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset))
+    return any(base.__module__.startswith("kedro_mlflow.") for base in cls.__mro__)
+
+
 def _filepath(config: Mapping[str, Any]) -> str | None:
     """The file a dataset writes, also through a wrapper such as ``MlflowArtifactDataset``."""
     inner = config.get("dataset")
@@ -145,7 +166,7 @@ def unpersisted_outputs(pipelines: Pipelines, catalog: DataCatalog, parameters: 
     outputs = {name for node in _nodes(pipelines) for name in node.outputs}
     inputs = {name for node in _nodes(pipelines) for name in node.inputs}
     missing = {name for name in outputs if not _persisted(catalog, name)}
-    in_mlflow = {name for name in outputs & inputs if str(catalog.get_type(name)).startswith(MLFLOW_METRICS)}
+    in_mlflow = {name for name in outputs & inputs if _is_mlflow(catalog.get_type(name), metrics_only=True)}
     return sorted(missing | in_mlflow)
 
 
@@ -223,7 +244,7 @@ def mlflow_keys_outside_namespace(
     outside = []
     for name in _entries(catalog) | {name for name in _datasets(pipelines) if name in catalog}:
         config = _config(catalog, name)
-        if not str(config.get("type", "")).startswith("kedro_mlflow"):
+        if not _is_mlflow(config.get("type")):
             continue
         namespace = _split(name)[0]
         for field in ("prefix", "key", "artifact_path"):

@@ -151,7 +151,7 @@ def toy_catalog() -> dict[str, dict[str, Any]]:
         "toy_city.verification_shots": file("data/02_intermediate/toy_city/verification_shots.json", versioned=False),
         "toy_city.retraction_report": file(REPORT),
         "toy_city.retraction_metrics": {
-            "type": "kedro_mlflow.io.metrics.MlflowMetricsHistoryDataset",
+            "type": "retraction_kedro.datasets.MlflowMetricsHistoryBatchDataset",  # the catalog's own metrics type
             "prefix": "toy_city",
         },
         "toy_study.study_report_html": file(f"data/08_reporting/{SLUG}/toy_study/study_report.html"),

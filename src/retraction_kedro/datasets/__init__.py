@@ -2,6 +2,7 @@
 
 from .html import HTMLDataset
 from .jsonl import JSONLDataset, JSONLFormatError, parse_jsonl_lines, read_jsonl, rows_to_frame
+from .mlflow_metrics import MlflowMetricsHistoryBatchDataset
 from .model_dir import ModelDirectoryDataset
 
-__all__ = ["HTMLDataset", "JSONLDataset", "JSONLFormatError", "ModelDirectoryDataset", "parse_jsonl_lines", "read_jsonl", "rows_to_frame"]
+__all__ = ["HTMLDataset", "JSONLDataset", "JSONLFormatError", "MlflowMetricsHistoryBatchDataset", "ModelDirectoryDataset", "parse_jsonl_lines", "read_jsonl", "rows_to_frame"]
