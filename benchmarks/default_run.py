@@ -13,9 +13,11 @@ prompts and tokens are counted per stage, beside each stage's wall time and its 
 The prediction: the previous run with its generation time divided by the speedup `runtime.py` measured
 on the default run's own generation (continuations at ``model.batch_size``), the rest unchanged.
 One run per variant (a run takes 30-60 min on 2 cores); the variants run back to back.
-Writes data/08_reporting/benchmarks/default_run.json.
+Writes data/08_reporting/benchmarks/default_run.json after every stage, so a run stopped by
+``--time-limit-minutes`` (or a crash) keeps the stages it finished; a stage cut off by the limit is kept
+as a lower bound (``"stopped": true``) and the stages after it are not run.
 
-    python benchmarks/default_run.py [--variants decode_loop,transformers_generate]
+    python benchmarks/default_run.py [--variants decode_loop,transformers_generate] [--time-limit-minutes 150]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -41,6 +44,20 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")  # as the Makefile sets th
 os.environ.setdefault("DO_NOT_TRACK", "1")
 VARIANTS = ("decode_loop", "transformers_generate")
 MODEL_CACHE = ROOT / "data" / "06_models"
+
+
+class TimeLimitReached(BaseException):
+    """Raised by the alarm; a BaseException, so no ``except Exception`` in a node or the runner swallows it."""
+
+
+def stop_at_time_limit(minutes: float | None) -> None:
+    if minutes:
+
+        def stop(signum, frame):
+            raise TimeLimitReached(f"--time-limit-minutes {minutes} reached")
+
+        signal.signal(signal.SIGALRM, stop)
+        signal.alarm(max(1, round(minutes * 60)))
 
 
 def scratch_project(path: Path) -> Path:
@@ -91,14 +108,29 @@ def generation_patches(variant: str, meter: GenerationMeter) -> list:
     return patches
 
 
-def run_variant(variant: str, stages: list[str]) -> dict:
+def variant_result(stages: list[dict], meter: GenerationMeter, sets: dict | None) -> dict:
+    """One variant's figures so far: ``finished`` only when every stage ran to its end."""
+    return {
+        "stages": list(stages),
+        "finished": sets is not None,
+        "seconds": sum(row["seconds"] for row in stages),
+        "generation_seconds": sum(t["seconds"] for t in meter.totals.values()),
+        "generated_tokens": sum(t["tokens"] for t in meter.totals.values()),
+        "continuation_sets": sets or {},
+    }
+
+
+def run_variant(variant: str, stages: list[str], save=lambda partial: None) -> tuple[dict, bool]:
+    """Runs the stages in order, handing ``save`` the figures after each; True when the time limit stopped it."""
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     meter = GenerationMeter()
     patches = generation_patches(variant, meter)
-    seconds: dict[str, float] = {}
+    done: list[dict] = []
+    sets = None
+    stopped = False
     with tempfile.TemporaryDirectory(prefix=f"default-run-{variant}-") as scratch:
         project = scratch_project(Path(scratch))
         bootstrap_project(project)
@@ -111,44 +143,46 @@ def run_variant(variant: str, stages: list[str]) -> dict:
                 meter.stage = stage
                 print(f"[{variant}] {stage} ...", flush=True)
                 start = time.perf_counter()
-                with KedroSession.create(
-                    project_path=project, runtime_params={"model": {"cache_dir": str(MODEL_CACHE)}}
-                ) as session:
-                    session.run(pipeline_names=[stage])
-                seconds[stage] = time.perf_counter() - start
+                try:
+                    with KedroSession.create(
+                        project_path=project, runtime_params={"model": {"cache_dir": str(MODEL_CACHE)}}
+                    ) as session:
+                        session.run(pipeline_names=[stage])
+                except TimeLimitReached:
+                    stopped = True
+                row = {"stage": stage, "seconds": time.perf_counter() - start, "generation": dict(meter.totals[stage])}
                 while mlflow.active_run():
                     mlflow.end_run()
-                print(f"[{variant}] {stage}: {seconds[stage]:.0f} s", flush=True)
-            sets = {  # versioned: <testbed>/continuation_<split>.jsonl/<timestamp>/continuation_<split>.jsonl
-                f"{path.parents[2].name}/{path.stem}": len(path.read_text().splitlines())
-                for path in sorted((project / "data" / "03_primary").rglob("continuation_*.jsonl"))
-                if path.is_file()
-            }
+                if stopped:
+                    done.append({**row, "stopped": True})
+                    print(f"[{variant}] {stage}: stopped by the time limit after {row['seconds']:.0f} s", flush=True)
+                    break
+                done.append(row)
+                print(f"[{variant}] {stage}: {row['seconds']:.0f} s", flush=True)
+                save(variant_result(done, meter, None))
+            else:
+                sets = {  # versioned: <testbed>/continuation_<split>.jsonl/<timestamp>/continuation_<split>.jsonl
+                    f"{path.parents[2].name}/{path.stem}": len(path.read_text().splitlines())
+                    for path in sorted((project / "data" / "03_primary").rglob("continuation_*.jsonl"))
+                    if path.is_file()
+                }
         finally:
             for patch in reversed(patches):
                 patch.stop()
             os.chdir(cwd)
-    return {
-        "stages": [
-            {"stage": stage, "seconds": seconds[stage], "generation": dict(meter.totals[stage])} for stage in stages
-        ],
-        "seconds": sum(seconds.values()),
-        "generation_seconds": sum(t["seconds"] for t in meter.totals.values()),
-        "generated_tokens": sum(t["tokens"] for t in meter.totals.values()),
-        "continuation_sets": sets,
-    }
+    return variant_result(done, meter, sets), stopped
 
 
 def prediction(runs: dict, runtime: dict | None) -> dict | None:
     """The decode loop's run as the generation speedup of ``runtime.py`` predicts it from the previous run."""
-    if "transformers_generate" not in runs or runtime is None or "default_work" not in runtime:
-        return None
+    previous = runs.get("transformers_generate")
+    if previous is None or not previous.get("finished", True) or runtime is None or "default_work" not in runtime:
+        return None  # a run cut off by the time limit has no whole-run time to predict from
     work = runtime["default_work"]["continuations"]
     speedup = work["speedup_at_default_batch"]
-    previous = runs["transformers_generate"]
     predicted = previous["seconds"] - previous["generation_seconds"] * (1 - 1 / speedup)
     result = {"runtime_generation_speedup": speedup, "predicted_seconds": predicted}
-    if "decode_loop" in runs:
+    if "decode_loop" in runs and runs["decode_loop"].get("finished", True):
         result["measured_over_predicted"] = runs["decode_loop"]["seconds"] / predicted
         result["measured_speedup"] = previous["seconds"] / runs["decode_loop"]["seconds"]
         result["predicted_speedup"] = previous["seconds"] / predicted
@@ -160,6 +194,9 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--runtime", default=str(OUTPUT_DIR / "runtime.json"), help="runtime.py's JSON with default_work")
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--time-limit-minutes", type=float, default=None, help="stop there, keeping the finished stages (no limit: none)"
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -171,10 +208,22 @@ def main() -> None:
 
     load_language_model(ModelSpec(cache_dir=str(MODEL_CACHE)))  # the one-time dequantization, outside the timing
     release_models()
-    result = {"machine": machine(), "stages_order": list(STAGES), "runs": {}}
-    for variant in variants:
-        result["runs"][variant] = run_variant(variant, list(STAGES))
-        release_models()
+    result = {"machine": machine(), "stages_order": list(STAGES), "runs": {}, "time_limit_minutes": args.time_limit_minutes}
+
+    def save(variant: str, partial: dict) -> None:
+        result["runs"][variant] = partial
+        write("default_run", {**result, "prediction": None}, args.output)
+
+    stop_at_time_limit(args.time_limit_minutes)
+    try:
+        for variant in variants:
+            result["runs"][variant], stopped = run_variant(variant, list(STAGES), lambda partial: save(variant, partial))
+            release_models()
+            if stopped:
+                break
+    except TimeLimitReached:  # between two stages: what finished is already in the runs
+        pass
+    signal.alarm(0)
     runtime_path = Path(args.runtime)
     runtime = json.loads(runtime_path.read_text()) if runtime_path.exists() else None
     result["prediction"] = prediction(result["runs"], runtime)

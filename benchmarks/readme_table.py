@@ -173,6 +173,30 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def stage_time(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    return f"> {minutes(row['seconds'])} (stopped)" if row.get("stopped") else minutes(row["seconds"])
+
+
+def stage_speedup(old: dict | None, new: dict | None) -> str:
+    """A stage cut off by the time limit gives a bound: it took at least the time it had run."""
+    if old is None or new is None or (old.get("stopped") and new.get("stopped")):
+        return "-"
+    ratio = f"{old['seconds'] / new['seconds']:.2f}x"
+    return f"> {ratio}" if old.get("stopped") else f"< {ratio}" if new.get("stopped") else ratio
+
+
+def stage_generation(old: dict | None, new: dict | None) -> tuple[str, str]:
+    if old is None or new is None or old.get("stopped") or new.get("stopped"):
+        return "-", "-"
+    gen_old, gen_new = old["generation"], new["generation"]
+    return (
+        f"{minutes(gen_old['seconds'])}, {minutes(gen_new['seconds'])}",
+        f"{gen_old['tokens']:,}, {gen_new['tokens']:,}",
+    )
+
+
 def render_default_run(results: Path) -> str | None:
     """The default run stage by stage, generation through ``model.generate`` (before) and the decode loop (now)."""
     result = load(results, "default_run")
@@ -182,6 +206,7 @@ def render_default_run(results: Path) -> str | None:
     before, now = runs.get("transformers_generate"), runs.get("decode_loop")
     if before is None or now is None:
         raise SystemExit(f"{results / 'default_run.json'}: needs both runs (transformers_generate, decode_loop)")
+    finished = before.get("finished", True) and now.get("finished", True)  # files of before the time limit: whole runs
     lines = [
         DEFAULT_RUN_BEGIN,
         "<!-- written by benchmarks/readme_table.py from data/08_reporting/benchmarks/default_run.json -->",
@@ -193,37 +218,57 @@ def render_default_run(results: Path) -> str | None:
         "| stage | before | now | speedup | in generation: before, now | generated tokens: before, now |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    stages_now = {row["stage"]: row for row in now["stages"]}
-    for old in before["stages"]:
-        new = stages_now[old["stage"]]
-        gen_old, gen_new = old["generation"], new["generation"]
+    rows_before = {row["stage"]: row for row in before["stages"]}
+    rows_now = {row["stage"]: row for row in now["stages"]}
+    order = result.get("stages_order") or list(rows_now)
+    for stage in order:
+        old, new = rows_before.get(stage), rows_now.get(stage)
+        generation_cell, tokens_cell = stage_generation(old, new)
         lines.append(
-            f"| {old['stage']} | {minutes(old['seconds'])} | {minutes(new['seconds'])} "
-            f"| {old['seconds'] / new['seconds']:.2f}x | {minutes(gen_old['seconds'])}, {minutes(gen_new['seconds'])} "
-            f"| {gen_old['tokens']:,}, {gen_new['tokens']:,} |"
+            f"| {stage} | {stage_time(old)} | {stage_time(new)} | {stage_speedup(old, new)} "
+            f"| {generation_cell} | {tokens_cell} |"
         )
-    lines.append(
-        f"| whole run | {minutes(before['seconds'])} | {minutes(now['seconds'])} | {before['seconds'] / now['seconds']:.2f}x "
-        f"| {minutes(before['generation_seconds'])}, {minutes(now['generation_seconds'])} "
-        f"| {before['generated_tokens']:,}, {now['generated_tokens']:,} |"
-    )
+    if finished:
+        lines.append(
+            f"| whole run | {minutes(before['seconds'])} | {minutes(now['seconds'])} "
+            f"| {before['seconds'] / now['seconds']:.2f}x "
+            f"| {minutes(before['generation_seconds'])}, {minutes(now['generation_seconds'])} "
+            f"| {before['generated_tokens']:,}, {now['generated_tokens']:,} |"
+        )
     lines.append("")
-    share = before["generation_seconds"] / before["seconds"]
-    rate_old = before["generated_tokens"] / before["generation_seconds"]
-    rate_new = now["generated_tokens"] / now["generation_seconds"]
-    text = (
-        f"Generation was {share:.0%} of the run before. In the run, generated tokens per second of generation rose "
-        f"{rate_new / rate_old:.2f}x."
-    )
+    both = [
+        (rows_before[stage], rows_now[stage])
+        for stage in order
+        if stage in rows_before and stage in rows_now
+        and not rows_before[stage].get("stopped") and not rows_now[stage].get("stopped")
+    ]
+    texts = []
+    if not finished:
+        limit = result.get("time_limit_minutes")
+        texts.append(
+            f"The runs stopped at the benchmark's time limit ({limit:g} min), so the whole-run figures are missing; "
+            "each finished stage is a whole stage."
+            if limit
+            else "A run did not finish, so the whole-run figures are missing; each finished stage is a whole stage."
+        )
+    else:
+        texts.append(f"Generation was {before['generation_seconds'] / before['seconds']:.0%} of the run before.")
+    seconds_old = sum(old["generation"]["seconds"] for old, _ in both)
+    seconds_new = sum(new["generation"]["seconds"] for _, new in both)
+    if seconds_old and seconds_new:
+        rate_old = sum(old["generation"]["tokens"] for old, _ in both) / seconds_old
+        rate_new = sum(new["generation"]["tokens"] for _, new in both) / seconds_new
+        scope = "In the run" if finished else "Over the stages both runs finished"
+        texts.append(f"{scope}, generated tokens per second of generation rose {rate_new / rate_old:.2f}x.")
     prediction = result.get("prediction")
-    if prediction:
-        text += (
-            f" `runtime.py` measured {prediction['runtime_generation_speedup']:.2f}x on the default run's continuations "
+    if prediction and finished:
+        texts.append(
+            f"`runtime.py` measured {prediction['runtime_generation_speedup']:.2f}x on the default run's continuations "
             f"at `model.batch_size`, which predicts the run at {minutes(prediction['predicted_seconds'])} "
             f"({prediction['predicted_speedup']:.2f}x); it took {minutes(now['seconds'])} "
             f"({prediction['measured_over_predicted']:.2f} of the prediction)."
         )
-    lines += [text, "", DEFAULT_RUN_END]
+    lines += [" ".join(texts), "", DEFAULT_RUN_END]
     return "\n".join(lines)
 
 

@@ -113,3 +113,71 @@ def test_the_default_run_table_comes_from_its_json(tmp_path, monkeypatch):
     assert "Generation was 73% of the run before" in text
     assert "predicts the run at 7.0 min (1.57x); it took 6.1 min (0.87 of the prediction)" in text
     assert text.endswith(f"{readme_table.DEFAULT_RUN_END}\nend\n")
+
+
+def test_a_time_limit_keeps_the_finished_stages_and_bounds_the_cut_one(default_run, monkeypatch):
+    import time
+
+    import mlflow  # noqa: F401  (imported before the clock starts: its first import alone can take a second)
+    from kedro.framework import session as kedro_session
+    from kedro.framework import startup
+
+    class Session:
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def run(self, pipeline_names):
+            time.sleep({"quick": 0.1, "slow": 30}[pipeline_names[0]])
+
+    monkeypatch.setattr(kedro_session.KedroSession, "create", Session)
+    monkeypatch.setattr(startup, "bootstrap_project", lambda path: None)
+    saved = []
+    default_run.stop_at_time_limit(2 / 60)  # two seconds
+    try:
+        result, stopped = default_run.run_variant("decode_loop", ["quick", "slow", "never"], saved.append)
+    finally:
+        default_run.signal.alarm(0)
+    assert stopped
+    assert [row["stage"] for row in result["stages"]] == ["quick", "slow"]  # the stage after the cut one never ran
+    assert result["stages"][1]["stopped"] and 1 < result["stages"][1]["seconds"] < 10  # cut at the limit, not slept out
+    assert not result["finished"]
+    assert [[row["stage"] for row in partial["stages"]] for partial in saved] == [["quick"]]  # saved when it finished
+    runtime = {"default_work": {"continuations": {"speedup_at_default_batch": 2.0}}}
+    assert default_run.prediction({"transformers_generate": result, "decode_loop": result}, runtime) is None
+
+
+def test_the_table_of_a_run_stopped_by_the_time_limit_shows_bounds_and_no_whole_run(tmp_path):
+    readme_table = load_benchmark("readme_table")
+    slow = {**stage("interventions", 2700.0, 2000.0, 9000), "stopped": True}
+    result = {
+        "machine": {"cpu_count": 2, "torch_threads": 2, "load_average_at_start": [1.0, 1, 1]},
+        "load_average_at_end": [2.0, 1, 1],
+        "stages_order": ["data_construction", "interventions", "sft"],
+        "time_limit_minutes": 150,
+        "runs": {
+            "decode_loop": {
+                "stages": [stage("data_construction", 300.0, 200.0, 12000), stage("interventions", 900.0, 600.0, 30000),
+                           stage("sft", 360.0, 60.0, 1000)],
+                "finished": True, "seconds": 1560.0, "generation_seconds": 860.0, "generated_tokens": 43000,
+            },
+            "transformers_generate": {
+                "stages": [stage("data_construction", 600.0, 500.0, 12000), slow],
+                "finished": False, "seconds": 3300.0, "generation_seconds": 2500.0, "generated_tokens": 21000,
+            },
+        },
+        "prediction": None,
+    }  # fmt: skip
+    (tmp_path / "default_run.json").write_text(json.dumps(result))
+    text = readme_table.render_default_run(tmp_path)
+    assert "| data_construction | 10.0 min | 5.0 min | 2.00x | 8.3 min, 3.3 min | 12,000, 12,000 |" in text
+    assert "| interventions | > 45.0 min (stopped) | 15.0 min | > 3.00x | - | - |" in text  # a lower bound
+    assert "| sft | not run | 6.0 min | - |" in text
+    assert "whole run" not in text and "Generation was" not in text  # no whole-run figure from a cut-off run
+    assert "time limit (150 min)" in text
+    assert "Over the stages both runs finished, generated tokens per second of generation rose 2.50x." in text
