@@ -195,6 +195,9 @@ def main() -> None:
     parser.add_argument("--runtime", default=str(OUTPUT_DIR / "runtime.json"), help="runtime.py's JSON with default_work")
     parser.add_argument("--output", default=None)
     parser.add_argument(
+        "--predict-only", action="store_true", help="no runs: the saved runs' prediction again, from --runtime's file"
+    )
+    parser.add_argument(
         "--time-limit-minutes", type=float, default=None, help="stop there, keeping the finished stages (no limit: none)"
     )
     args = parser.parse_args()
@@ -202,6 +205,14 @@ def main() -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    if args.predict_only:
+        saved = Path(args.output) if args.output else OUTPUT_DIR / "default_run.json"
+        if not saved.exists():
+            raise SystemExit(f"--predict-only: {saved} does not exist; run the benchmark first")
+        result = with_prediction(json.loads(saved.read_text()), Path(args.runtime))
+        saved.write_text(json.dumps(result, indent=2))  # not measure.write: the load at the runs' end stays
+        print(f"wrote the prediction into {saved}: {result['prediction']}")
+        return
 
     from retraction_kedro.lm import ModelSpec, load_language_model, release_models
     from retraction_kedro.pipeline_registry import STAGES
@@ -224,12 +235,15 @@ def main() -> None:
     except TimeLimitReached:  # between two stages: what finished is already in the runs
         pass
     signal.alarm(0)
-    runtime_path = Path(args.runtime)
+    write("default_run", with_prediction(result, Path(args.runtime)), args.output)
+
+
+def with_prediction(result: dict, runtime_path: Path) -> dict:
     runtime = json.loads(runtime_path.read_text()) if runtime_path.exists() else None
-    result["prediction"] = prediction(result["runs"], runtime)
-    if result["prediction"]:
-        result["prediction"]["runtime_json"] = str(runtime_path)
-    write("default_run", result, args.output)
+    predicted = prediction(result["runs"], runtime)
+    if predicted:
+        predicted["runtime_json"] = str(runtime_path)
+    return {**result, "prediction": predicted}
 
 
 if __name__ == "__main__":

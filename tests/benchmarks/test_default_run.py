@@ -181,3 +181,24 @@ def test_the_table_of_a_run_stopped_by_the_time_limit_shows_bounds_and_no_whole_
     assert "whole run" not in text and "Generation was" not in text  # no whole-run figure from a cut-off run
     assert "time limit (150 min)" in text
     assert "Over the stages both runs finished, generated tokens per second of generation rose 2.50x." in text
+
+
+def test_predict_only_adds_the_prediction_to_the_saved_runs(tmp_path, monkeypatch, default_run):
+    runs = {
+        "transformers_generate": {"seconds": 100.0, "generation_seconds": 60.0},
+        "decode_loop": {"seconds": 75.0, "generation_seconds": 33.0},
+    }
+    saved = tmp_path / "default_run.json"
+    saved.write_text(json.dumps({"runs": runs, "prediction": None, "load_average_at_end": [3.0, 2.0, 1.0]}))
+    runtime = tmp_path / "runtime_default_work.json"
+    runtime.write_text(json.dumps({"default_work": {"continuations": {"speedup_at_default_batch": 2.0}}}))
+    argv = ["default_run.py", "--predict-only", "--output", str(saved), "--runtime", str(runtime)]
+    monkeypatch.setattr(sys, "argv", argv)
+    default_run.main()
+    result = json.loads(saved.read_text())
+    assert result["prediction"]["predicted_seconds"] == pytest.approx(70.0)
+    assert result["prediction"]["runtime_json"] == str(runtime)
+    assert result["runs"] == runs and result["load_average_at_end"] == [3.0, 2.0, 1.0]  # the runs' own figures kept
+    monkeypatch.setattr(sys, "argv", [*argv[:3], str(tmp_path / "missing.json")])
+    with pytest.raises(SystemExit, match="missing.json does not exist"):
+        default_run.main()
