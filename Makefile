@@ -43,7 +43,7 @@ benchmark: install
 	$(BIN)/python benchmarks/evidence.py
 	$(BIN)/python benchmarks/readme_table.py
 
-# The default `kedro run` stage by stage, generation on the decode loop against `model.generate` (~1.5 h on
+# The default `kedro run` stage by stage, generation on the decode loop against `model.generate` (~2 h on
 # 2 cores: one whole run each), predicted from runtime.py's figures; then the README's tables again.
 benchmark-default-run: install
 	$(BIN)/python benchmarks/default_run.py
