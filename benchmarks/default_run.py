@@ -38,12 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import OUTPUT_DIR, ROOT, machine, write  # noqa: E402
 from workloads import transformers_generate_call  # noqa: E402
 
+from retraction_kedro.naming import DEFAULT_CACHE_DIR  # noqa: E402
 from retraction_kedro.lm import generation  # noqa: E402
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")  # as the Makefile sets them: no run reaches for the network
 os.environ.setdefault("DO_NOT_TRACK", "1")
 VARIANTS = ("decode_loop", "transformers_generate")
-MODEL_CACHE = ROOT / "data" / "06_models"
+MODEL_CACHE = ROOT / DEFAULT_CACHE_DIR
 
 
 class TimeLimitReached(BaseException):

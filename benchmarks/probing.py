@@ -33,6 +33,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import ROOT, machine, summary, timed, write  # noqa: E402
 
+from retraction_kedro.naming import DEFAULT_CACHE_DIR  # noqa: E402
 from retraction_kedro.probes import ProbeSchedule, binary_scores, predict, train_probes  # noqa: E402
 from retraction_kedro.probes.training import standardizer  # noqa: E402
 
@@ -44,7 +45,7 @@ def truthfulness_features(
     from retraction_kedro.lm import ModelSpec, capture_hidden_states, continuation_prompt, load_language_model
     from retraction_kedro.world.geo import truthfulness_questions
 
-    lm = load_language_model(ModelSpec(cache_dir=str(ROOT / "data/06_models")))
+    lm = load_language_model(ModelSpec(cache_dir=str(ROOT / DEFAULT_CACHE_DIR)))
     splits = dict(zip(("train", "test"), truthfulness_questions(seed=0, per_relation=per_relation), strict=True))
     data = {}
     for split, rows in splits.items():

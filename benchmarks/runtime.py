@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import ROOT, ModelCost, machine, matmul_peak_gflops, summary, timed, write  # noqa: E402
 from workloads import continuation_prompts, question_prompts, short_chat_prompts, transformers_generate  # noqa: E402
 
+from retraction_kedro.naming import DEFAULT_CACHE_DIR  # noqa: E402
 from retraction_kedro.lm import (  # noqa: E402
     GenerationSettings,
     ModelSpec,
@@ -207,7 +208,7 @@ def main() -> None:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     parts = set(args.parts.split(","))
 
-    lm = load_language_model(ModelSpec(cache_dir=str(ROOT / "data/06_models")))
+    lm = load_language_model(ModelSpec(cache_dir=str(ROOT / DEFAULT_CACHE_DIR)))
     sync = torch.cuda.synchronize if lm.device.type == "cuda" else (lambda: None)
     cost, peaks = ModelCost.of(lm.model), [matmul_peak_gflops(device=str(lm.device))]
     result = {"model": lm.spec.name, "device": str(lm.device), "dtype": str(lm.model.dtype), "machine": machine()}

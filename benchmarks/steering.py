@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import ROOT, machine, summary, timed, write  # noqa: E402
 from workloads import continuation_prompts  # noqa: E402
 
+from retraction_kedro.naming import DEFAULT_CACHE_DIR  # noqa: E402
 from retraction_kedro.lm import GenerationSettings, ModelSpec, Steering, generate_with_counts, load_language_model  # noqa: E402
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
 
-    lm = load_language_model(ModelSpec(cache_dir=str(ROOT / "data/06_models")))
+    lm = load_language_model(ModelSpec(cache_dir=str(ROOT / DEFAULT_CACHE_DIR)))
     prompts = continuation_prompts(lm.tokenizer, args.examples)
     first, last = (int(x) for x in args.layers.split("-"))
     direction = torch.randn(lm.num_layers, lm.hidden_size, generator=torch.Generator().manual_seed(0))

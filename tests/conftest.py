@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from retraction_kedro.naming import DEFAULT_CACHE_DIR
+
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MODEL_CACHE = PROJECT_ROOT / DEFAULT_CACHE_DIR  # the project's own: shared with `kedro run`, dequantized once
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -132,10 +135,10 @@ def tiny_qwen():
 
 @pytest.fixture(scope="session")
 def embedded_lm():
-    """The real default model, cached under the project's data/06_models (shared with `kedro run`)."""
+    """The real default model, cached under the project's data/06_models/_cache (shared with `kedro run`)."""
     from retraction_kedro.lm import ModelSpec, load_language_model
 
-    return load_language_model(ModelSpec(cache_dir=str(PROJECT_ROOT / "data" / "06_models")))
+    return load_language_model(ModelSpec(cache_dir=str(MODEL_CACHE)))
 
 
 def make_project(path: Path) -> Path:
@@ -184,7 +187,7 @@ def run_pipeline(project: Path, pipeline: str, params: dict | None = None, env: 
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
-    model_cache = {"model": {"cache_dir": str(PROJECT_ROOT / "data" / "06_models")}}
+    model_cache = {"model": {"cache_dir": str(MODEL_CACHE)}}
     runtime_params = _merge(model_cache, params or {})
     import mlflow
 

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from retraction_kedro.datasets import read_jsonl
 from retraction_kedro.evidence import flatten, paired_difference_by_layer
 from retraction_kedro.lm import ModelSpec, capture_hidden_states, continuation_prompt, load_language_model
-from tests.conftest import PROJECT_ROOT, run_pipeline
+from tests.conftest import MODEL_CACHE, PROJECT_ROOT, run_pipeline
 
 from .test_data_construction_run import SLUG, latest
 
@@ -24,7 +24,7 @@ def test_hidden_states_have_the_right_shape_and_equal_a_per_example_recomputatio
         rows = read_jsonl(str(latest(evaluated_project / "data/07_model_output" / SLUG / testbed / "continuation_responses_test.jsonl")))
         tensors = load_file(latest(evaluated_project / "data/04_feature" / SLUG / testbed / "continuation_hidden_test.safetensors"))
         assert tensors["hidden"].shape == (len(rows), 30, 576)
-    lm = load_language_model(ModelSpec(cache_dir=str(PROJECT_ROOT / "data/06_models")))
+    lm = load_language_model(ModelSpec(cache_dir=str(MODEL_CACHE)))
     rows = read_jsonl(str(latest(evaluated_project / "data/03_primary" / SLUG / "geo_city" / "continuation_test.jsonl")))[:8]
     stored = load_file(latest(evaluated_project / "data/04_feature" / SLUG / "geo_city" / "continuation_hidden_test.safetensors"))["hidden"][:8]
     single = torch.cat([capture_hidden_states(lm, [continuation_prompt(lm.tokenizer, r["messages"])], show_progress=False) for r in rows])

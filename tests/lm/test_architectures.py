@@ -34,6 +34,7 @@ from retraction_kedro.lm import (
     generate_texts,
 )
 from retraction_kedro.lm import attention as attention_functions
+from retraction_kedro.lm.contracts import ensure_exact_attention, with_cache
 from retraction_kedro.lm.architecture import attention_module, decoder_layers, decoder_stack, input_device, value_output
 from retraction_kedro.lm.interventions import attached
 from tests.conftest import build_tokenizer
@@ -122,6 +123,7 @@ def build_lm(architecture: str) -> LanguageModel:
             elif name.endswith("sinks"):  # gpt-oss: one sink logit per head, large enough to take real weight
                 parameter.normal_(0, 2.0)
     model.eval()
+    ensure_exact_attention(model)  # as loading does: Gemma2 on SDPA (transformers < 5.21) drops its soft-capping
     return LanguageModel(model=model, tokenizer=tokenizer, spec=ModelSpec(name=f"tiny-random-{architecture}"))
 
 
@@ -184,7 +186,7 @@ def cache_after(lm: LanguageModel, prompt: str, interventions=()) -> DynamicCach
     with attached(lm, interventions):
         for intervention in interventions:
             intervention.start_batch([0])
-        single_forward(lm, prompt, cache=cache, use_cache=True)
+        single_forward(lm, prompt, **with_cache(lm.model, cache))
     return cache
 
 
@@ -213,6 +215,21 @@ def test_batched_greedy_equals_per_example(lm, plain):
     single = [generate_texts(lm, [prompt], GREEDY, show_progress=False)[0] for prompt in chat_prompts(lm)]
     assert plain == single
     assert len(set(plain)) > 1  # the prompts really lead to different continuations
+
+
+def test_batched_greedy_equals_transformers_generate_on_the_same_padded_batch(lm, plain):
+    """The oracle: transformers' own ``generate`` on the tokenizer's left-padded batch of whole prompts.
+
+    Catches a KV cache the model ignored (a renamed keyword: each step then runs without its history),
+    a shared prefix that never reached the batch, and position or mask errors that one-at-a-time runs share.
+    """
+    encoded = lm.tokenizer(chat_prompts(lm), add_special_tokens=False, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        output = lm.model.generate(
+            **encoded, do_sample=False, max_new_tokens=GREEDY.max_new_tokens, pad_token_id=lm.tokenizer.pad_token_id
+        )
+    reference = lm.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert plain == reference
 
 
 def test_steering_acts_on_each_layers_output(lm, plain):

@@ -48,9 +48,37 @@ def test_model_slug_keys_artifacts_by_model():
 
 @pytest.mark.embedded
 def test_embedded_model_is_cached_as_safetensors(embedded_lm):
-    from tests.conftest import PROJECT_ROOT
+    from tests.conftest import MODEL_CACHE
 
-    cached = PROJECT_ROOT / "data" / "06_models" / model_slug(EMBEDDED_MODEL_ID)
+    cached = MODEL_CACHE / model_slug(EMBEDDED_MODEL_ID)
     assert (cached / "config.json").is_file() and (cached / "model.safetensors").is_file()
     assert embedded_lm.num_layers == 30 and embedded_lm.hidden_size == 576
     assert embedded_lm.tokenizer.chat_template
+
+
+@pytest.mark.embedded
+def test_dequantizing_leaves_everything_else_in_the_cache_folder_alone(tmp_path):
+    """The first `make run` on a fresh clone lost its artifacts: the cache was the artifacts' own folder, and
+    dequantizing replaced it. Other files in the cache folder survive; a folder at the target that this
+    project did not write is refused, untouched; an incomplete one it did write is replaced."""
+    from retraction_kedro.lm.loading import CACHE_MARKER, materialize_embedded_model
+
+    cache = tmp_path / "cache"
+    target = cache / model_slug(EMBEDDED_MODEL_ID)
+    spec_file = target / "geo_truthfulness" / "model_spec.json" / "2026-12-04T00.00.00.000Z" / "model_spec.json"
+    spec_file.parent.mkdir(parents=True)
+    spec_file.write_text("{}")
+    (cache / "other-model").mkdir()
+    (cache / "other-model" / "weights.bin").write_text("x")
+    with pytest.raises(ModelNotFoundError, match="exists but is not a model folder this project wrote"):
+        materialize_embedded_model(cache)
+    assert spec_file.read_text() == "{}"
+
+    spec_file.parent.parent.parent.rename(cache / "artifacts")  # moved away, as the message says
+    (target / CACHE_MARKER).write_text("")  # an interrupted dequantization of ours: replaced
+    (target / "config.json").write_text("{}")
+    assert materialize_embedded_model(cache) == target
+    assert (target / "model.safetensors").is_file() and (target / CACHE_MARKER).is_file()
+    assert (cache / "other-model" / "weights.bin").read_text() == "x"
+    assert (cache / "artifacts" / "model_spec.json" / "2026-12-04T00.00.00.000Z" / "model_spec.json").is_file()
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []  # no staging folder left behind

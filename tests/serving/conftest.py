@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import MODEL_CACHE
 
 SERVER_START_TIMEOUT = 180  # seconds; ~5 s on a quiet 2-core machine
 
@@ -138,7 +138,7 @@ def transformers_server(tmp_path_factory):
         pytest.skip(f"the transformers CLI is not installed next to {sys.executable}")
     from retraction_kedro.lm.loading import materialize_embedded_model
 
-    model_dir = materialize_embedded_model(PROJECT_ROOT / "data" / "06_models")
+    model_dir = materialize_embedded_model(MODEL_CACHE)
     port = free_port()
     log = tmp_path_factory.mktemp("transformers_serve") / "serve.log"
     # One torch thread: with the test process and other jobs on the same cores, two spinning OpenMP threads

@@ -9,6 +9,7 @@ import torch
 
 from .architecture import decoder_layers, decoder_stack, layer_hidden
 from .batching import BatchJournal, fingerprint, plan_batches, progress
+from .contracts import check_cache_length
 from .interventions import Intervention, attached
 from .loading import LanguageModel
 from .prefix import EnoughLayers, batch_inputs, plan_prefix, run_stack, suffix_tokens_needed
@@ -96,8 +97,13 @@ def capture_hidden_states(
                         intervention.start_batch(indices)
                     captured.clear()
                     rows = [ids[i][prefix.length if prefix else 0 :] for i in indices]
+                    batch = batch_inputs(lm, rows, prefix, use_cache=False)
                     with torch.inference_mode():
-                        run_stack(stack, **batch_inputs(lm, rows, prefix, use_cache=False))
+                        run_stack(stack, **batch.forward_kwargs(stack))
+                    if batch.cache is not None:
+                        check_cache_length(batch.cache, batch.width, f"{desc}: a batch on the shared prefix")
+                    for intervention in interventions:
+                        intervention.check_fired(up_to_layer=chosen[-1])
                     done[number] = torch.stack([captured[layer] for layer in chosen], dim=1)
                     journal.record_tensor(number, done[number])
                 result[indices] = done.pop(number)

@@ -15,6 +15,9 @@ from typing import Any
 
 import torch
 
+from .contracts import check_cache_length, with_cache
+from .prefix import PromptBatch
+
 CANDIDATES = 64  # top-p first looks for the nucleus among this many most likely tokens (exact: else a full sort)
 DROP_SHARE = 0.125  # finished rows leave the batch once they are this share of it (each drop copies the KV cache)
 
@@ -71,20 +74,24 @@ class NucleusSampler:
 
 def decode(
     model: Any,
-    inputs: dict[str, Any],
+    batch: PromptBatch,
     rule: StopRule,
     choose: Callable[[torch.Tensor, int], torch.Tensor],
     on_keep: Callable[[torch.Tensor], None] | None = None,
 ) -> list[list[int]]:
-    """Generated token ids per row of ``inputs`` (left-padded, with ``cache``; see ``prefix.batch_inputs``).
+    """Generated token ids per row of ``batch`` (left-padded, with a cache; see ``prefix.batch_inputs``).
 
     ``choose(logits, step)`` picks the next token of every row still running; ``on_keep(rows)``
-    hears which rows stay when finished ones leave the batch.
+    hears which rows stay when finished ones leave the batch. The cache must grow by every token
+    fed (checked after the prompt pass and each step): a forward that ignored it raises.
     """
-    mask, cache = inputs["attention_mask"], inputs["cache"]
+    mask, cache = batch.attention_mask, batch.cache
+    if cache is None:
+        raise ValueError("decode needs a batch with a KV cache (batch_inputs(..., use_cache=True))")
     size, width, device = mask.shape[0], mask.shape[1], mask.device
     mask = torch.cat([mask, mask.new_ones(size, rule.max_new_tokens)], dim=1)
-    positions = inputs["position_ids"][:, -1:]
+    positions = batch.position_ids[:, -1:]
+    cache_argument = with_cache(model, cache)
     rows = torch.arange(size)  # which input row each batch row is
     alive = torch.ones(size, dtype=torch.bool)  # batch rows still generating
     tokens = torch.zeros(size, rule.max_new_tokens, dtype=torch.long)
@@ -92,9 +99,10 @@ def decode(
     # The last position as an index tensor (a CPU index serves any device), not ``logits_to_keep=1``: that
     # slice is strided, and the LM head on a strided [batch, 1, hidden] input falls to a batched matmul ~10x
     # slower on the CPU.
-    last = torch.tensor([inputs["input_ids"].shape[1] - 1])
+    last = torch.tensor([batch.input_ids.shape[1] - 1])
     with torch.inference_mode():
-        logits = model(**inputs, logits_to_keep=last).logits[:, -1].float()
+        logits = model(**batch.forward_kwargs(model), logits_to_keep=last).logits[:, -1].float()
+        check_cache_length(cache, width, "decoding: the prompt pass")
         for step in range(rule.max_new_tokens):
             if step < rule.min_new_tokens:
                 logits[:, rule.eos_ids.to(logits.device)] = float("-inf")
@@ -122,10 +130,10 @@ def decode(
                     input_ids=chosen.to(device).unsqueeze(1),
                     attention_mask=mask[:, : width + step + 1],
                     position_ids=positions,
-                    cache=cache,
-                    use_cache=True,
+                    **cache_argument,
                 )
                 .logits[:, -1]
                 .float()
             )
+            check_cache_length(cache, width + step + 1, "decoding: a generation step")
     return [row[:count] for row, count in zip(tokens.tolist(), counts.tolist())]

@@ -163,6 +163,8 @@ def generate_with_counts(
                 pairs = _generate_batch(
                     lm, rows, prefix, rule, settings, [seeds[i] for i in indices] if seeds else None
                 )
+                for intervention in interventions:
+                    intervention.check_fired()
                 journal.record_texts(number, pairs)
             for index, (text, count) in zip(indices, pairs):
                 results[index] = (text, count)
@@ -197,11 +199,11 @@ def _generate_batch(
     settings: GenerationSettings,
     seeds: list[int] | None,
 ) -> list[tuple[str, int]]:
-    inputs = batch_inputs(lm, rows, prefix, use_cache=True)
+    batch = batch_inputs(lm, rows, prefix, use_cache=True)
     if seeds is None:
-        tokens = decode(lm.model, inputs, rule, greedy)
+        tokens = decode(lm.model, batch, rule, greedy)
     else:
         sampler = NucleusSampler(seeds, settings.max_new_tokens, settings.temperature, settings.top_p)
-        tokens = decode(lm.model, inputs, rule, sampler, on_keep=sampler.keep)
+        tokens = decode(lm.model, batch, rule, sampler, on_keep=sampler.keep)
     texts = lm.tokenizer.batch_decode(tokens, skip_special_tokens=True)
     return [(_trim(text, settings.stop_at_newline), len(row)) for text, row in zip(texts, tokens)]

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .architecture import decoder_layers, layer_hidden, value_output
+from .contracts import LibraryContractError
 from .attention import patchable_attention_modules, release_attention, use_patchable_attention
 
 
@@ -33,6 +34,8 @@ class Intervention:
 
     ``records`` is true for interventions that collect state during the forward pass: the
     batches of such a call must all run, so a resume journal cannot stand in for them.
+    Every hook must fire on each batch's prompt pass (``check_fired``): a module the model no
+    longer calls would otherwise leave the run unchanged, with no error.
     """
 
     records = False
@@ -40,16 +43,25 @@ class Intervention:
     def __init__(self) -> None:
         self._handles: list[Any] = []
         self.rows: list[int] = []
+        self.fired: set[int] = set()  # layers whose hook ran since the batch started
 
     def key(self) -> Any:
         """What identifies this intervention in the resume journal's fingerprint."""
         raise NotImplementedError
 
-    def hooks(self, model: Any) -> list[tuple[torch.nn.Module, Any]]:
+    def hooks(self, model: Any) -> list[tuple[int, torch.nn.Module, Any]]:
+        """(layer, module, forward hook) for each module the intervention acts on."""
         raise NotImplementedError
 
     def attach(self, model: Any) -> None:
-        self._handles = [module.register_forward_hook(hook) for module, hook in self.hooks(model)]
+        self._handles = [module.register_forward_hook(self._counted(layer, hook)) for layer, module, hook in self.hooks(model)]
+
+    def _counted(self, layer: int, hook: Any) -> Any:
+        def counted(module, args, output):
+            self.fired.add(layer)
+            return hook(module, args, output)
+
+        return counted
 
     def detach(self) -> None:
         for handle in self._handles:
@@ -58,6 +70,22 @@ class Intervention:
 
     def start_batch(self, rows: Sequence[int]) -> None:
         self.rows = list(rows)
+        self.fired = set()
+
+    def layers_acted_on(self) -> list[int]:
+        raise NotImplementedError
+
+    def check_fired(self, up_to_layer: int | None = None) -> None:
+        """Raise unless every layer this intervention acts on (up to ``up_to_layer``, where a capture
+        stops) ran its hook since the batch started."""
+        missing = [
+            layer for layer in self.layers_acted_on() if (up_to_layer is None or layer <= up_to_layer) and layer not in self.fired
+        ]
+        if missing:
+            raise LibraryContractError(
+                f"{type(self).__name__}: the hooks of layer(s) {missing} never ran in the prompt pass, so the model "
+                "ran without them (a module the installed transformers no longer calls?)"
+            )
 
 
 @contextmanager
@@ -102,9 +130,12 @@ class Steering(Intervention):
         digest = float(self.directions[self.layers].double().sum()) if self.layers else 0.0
         return ["steering", self.layers, self.alpha, self.every_token, self.position, self.ablate, digest]
 
-    def hooks(self, model: Any) -> list[tuple[torch.nn.Module, Any]]:
+    def layers_acted_on(self) -> list[int]:
+        return self.layers
+
+    def hooks(self, model: Any) -> list[tuple[int, torch.nn.Module, Any]]:
         modules = decoder_layers(model)
-        return [(modules[layer], self._hook(layer)) for layer in self.layers]
+        return [(layer, modules[layer], self._hook(layer)) for layer in self.layers]
 
     def _hook(self, layer: int):
         def hook(module, args, output):
@@ -142,9 +173,12 @@ class ValuePatch(Intervention):
         digest = [float(self.values[layer].double().sum()) for layer in self.layers] if self.mode == "patch" else None
         return ["value_patch", self.mode, self.layers, self.position, digest]
 
-    def hooks(self, model: Any) -> list[tuple[torch.nn.Module, Any]]:
+    def layers_acted_on(self) -> list[int]:
+        return self.layers
+
+    def hooks(self, model: Any) -> list[tuple[int, torch.nn.Module, Any]]:
         outputs = {layer: value_output(model, layer) for layer in self.layers}
-        return [(outputs[layer].projection, self._hook(layer, outputs[layer].features)) for layer in self.layers]
+        return [(layer, outputs[layer].projection, self._hook(layer, outputs[layer].features)) for layer in self.layers]
 
     def _hook(self, layer: int, features: slice | torch.Tensor):
         def hook(module, args, output):
@@ -209,10 +243,14 @@ class AttentionPatch(Intervention):
             release_attention(self._model, self.apply)
             self._model = None
 
+    def layers_acted_on(self) -> list[int]:
+        return sorted(self.layers)
+
     def apply(self, module: torch.nn.Module, weights: torch.Tensor) -> torch.Tensor:
         layer = self._modules.get(module)  # called on prompt passes only: decode steps keep their own attention
         if layer is None:
             return weights
+        self.fired.add(layer)
         store = self.weights.setdefault(layer, {})
         if self.mode == "record":
             for slot, row in enumerate(self.rows):

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from ..naming import model_slug
+from ..naming import DEFAULT_CACHE_DIR, model_slug
+from .contracts import ensure_exact_attention
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ModelSpec:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     device_map: str | None = None  # "auto": shard across all visible GPUs
     attn_implementation: str | None = None  # "eager" is needed to read attention weights
-    cache_dir: str = "data/06_models"
+    cache_dir: str = DEFAULT_CACHE_DIR  # the dequantized embedded model
     revision: str | None = None
     trust_remote_code: bool = False
     adapter: str | None = None  # a LoRA adapter directory (peft), merged into the weights at load time
@@ -133,17 +134,27 @@ def _complete_model_dir(path: Path) -> bool:
     return config.is_file() and any(path.glob("*.safetensors")) and "quantization_config" not in json.loads(config.read_text())
 
 
+CACHE_MARKER = ".retraction_kedro_cache"  # written into every model folder this module creates
+
+
 def materialize_embedded_model(cache_dir: str | os.PathLike) -> Path:
     """Dequantize the embedded GGUF once into ``cache_dir/<slug>``; later calls reuse it.
 
-    The directory is written under a temporary name and renamed at the end, so a
-    crash never leaves a half-written model that a later run would trust.
+    The folder is written under a temporary name and renamed at the end, so a crash never
+    leaves a half-written model that a later run would trust. Nothing else in ``cache_dir`` is
+    touched, and an incomplete folder at the target is replaced only if this module wrote it
+    (its marker file); any other folder there is an error naming it.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = Path(cache_dir) / model_slug(EMBEDDED_MODEL_ID)
     if _complete_model_dir(target):
         return target
+    if target.exists() and not (target / CACHE_MARKER).is_file():
+        raise ModelNotFoundError(
+            f"{target} exists but is not a model folder this project wrote: move it away, or set model.cache_dir "
+            "to a folder of its own"
+        )
     gguf = embedded_gguf_path()
     logger.info("Dequantizing %s into %s (first use only, ~20 s)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -159,7 +170,8 @@ def materialize_embedded_model(cache_dir: str | os.PathLike) -> Path:
     try:
         plain.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():
+        (staging / CACHE_MARKER).write_text(f"dequantized from {gguf.name} by retraction_kedro; safe to delete\n")
+        if target.exists():  # an incomplete folder of ours (checked above)
             shutil.rmtree(target)
         staging.rename(target)
     finally:
@@ -251,6 +263,7 @@ def _load_uncached(spec: ModelSpec) -> LanguageModel:
     dtype = spec.resolved_dtype()
     if spec.adapter:
         model = _merge_adapter(model, spec.adapter)
+    ensure_exact_attention(model, spec.attn_implementation)
     if not spec.device_map:
         model.to(spec.resolved_device())
     model.eval()

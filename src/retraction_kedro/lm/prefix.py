@@ -22,6 +22,7 @@ import torch
 from transformers import DynamicCache
 
 from .architecture import decoder_stack, input_device
+from .contracts import check_cache_length, with_cache
 from .loading import LanguageModel
 
 MIN_SHARED_PREFIX = 4  # a shorter common prefix is not worth its own pass
@@ -77,10 +78,12 @@ def compute_prefix(lm: LanguageModel, prefix: list[int], last: torch.nn.Module |
     try:
         input_ids = torch.tensor([prefix], device=input_device(lm.model))
         with torch.inference_mode():
-            run_stack(decoder_stack(lm.model), input_ids=input_ids, cache=cache, use_cache=True)
+            stack = decoder_stack(lm.model)
+            run_stack(stack, input_ids=input_ids, **with_cache(stack, cache))
     finally:
         if handle is not None:
             handle.remove()
+    check_cache_length(cache, len(prefix), "the shared prefix pass")
     return SharedPrefix(len(prefix), cache)
 
 
@@ -100,9 +103,32 @@ def plan_prefix(
     return compute_prefix(lm, list(ids[0][:length]), last) if length else None
 
 
+@dataclass
+class PromptBatch:
+    """One left-padded batch of prompt suffixes on top of the shared prefix (or whole prompts), as forward inputs.
+
+    ``cache`` (when the batch keeps one) starts as the prefix expanded to the batch; the forward appends to it.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor  # prefix and suffix
+    position_ids: torch.Tensor
+    cache: DynamicCache | None
+
+    @property
+    def width(self) -> int:
+        """Positions a forward of this batch leaves in its cache: the prefix and the padded suffix."""
+        return self.attention_mask.shape[1]
+
+    def forward_kwargs(self, module: torch.nn.Module) -> dict[str, Any]:
+        """The keyword arguments of ``module``'s forward (the cache under the installed version's name)."""
+        inputs = {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "position_ids": self.position_ids}
+        return {**inputs, **(with_cache(module, self.cache) if self.cache is not None else {"use_cache": False})}
+
+
 def batch_inputs(
     lm: LanguageModel, rows: Sequence[Sequence[int]], prefix: SharedPrefix | None, use_cache: bool
-) -> dict[str, Any]:
+) -> PromptBatch:
     """Forward inputs for ``rows`` (token ids after the prefix, or whole prompts when ``prefix`` is None).
 
     Each batch gets its own cache (the forward appends to it) holding the prefix expanded to the batch.
@@ -112,16 +138,15 @@ def batch_inputs(
     input_ids = torch.tensor([[pad] * (width - len(row)) + list(row) for row in rows], device=device)
     mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
     start = prefix.length if prefix else 0
-    inputs: dict[str, Any] = {
-        "input_ids": input_ids,
-        "attention_mask": torch.cat([mask.new_ones(size, start), mask], dim=1),
-        "position_ids": (start + mask.cumsum(-1) - 1).clamp(min=0),  # pads get a valid position; they are masked
-        "use_cache": use_cache or prefix is not None,
-    }
-    if inputs["use_cache"]:
+    cache = None
+    if use_cache or prefix is not None:
         cache = DynamicCache(config=lm.model.config)
         for index, layer in enumerate(prefix.cache.layers if prefix else []):
             if layer.is_initialized:
                 cache.update(layer.keys.expand(size, -1, -1, -1), layer.values.expand(size, -1, -1, -1), index)
-        inputs["cache"] = cache
-    return inputs
+    return PromptBatch(
+        input_ids=input_ids,
+        attention_mask=torch.cat([mask.new_ones(size, start), mask], dim=1),
+        position_ids=(start + mask.cumsum(-1) - 1).clamp(min=0),  # pads get a valid position; they are masked
+        cache=cache,
+    )
