@@ -4,6 +4,10 @@ Pipelines load a model, render prompts, generate and capture hidden states
 through these functions, never through transformers directly.
 """
 
+from .contracts import LibraryContractError, UnsupportedVersionError, check_transformers_version
+
+check_transformers_version()  # before anything relies on the installed transformers
+
 from .capture import capture_hidden_states
 from .finetuning import FineTuneResult, LoraSettings, completion_features, fine_tune_lora, sft_features
 from .generation import GenerationSettings, generate_texts, generate_with_counts, sample_texts
@@ -22,6 +26,8 @@ from .loading import (
 from .prompts import answer_messages, chat_prompt, continuation_prompt, question_messages
 
 __all__ = [
+    "LibraryContractError",
+    "UnsupportedVersionError",
     "EMBEDDED_MODEL_ID",
     "FineTuneResult",
     "LoraSettings",

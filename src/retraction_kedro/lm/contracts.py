@@ -13,10 +13,32 @@ from functools import lru_cache
 from typing import Any
 
 CACHE_KEYWORDS = ("cache", "past_key_values")  # transformers >= 5.24, then the earlier name
+# The transformers versions the oracle tests pass on (CI runs them at the floor and at the newest release);
+# pyproject.toml declares the same range (a test keeps the two equal).
+SUPPORTED_TRANSFORMERS = ">=5.2,<6"
 
 
 class LibraryContractError(RuntimeError):
     """The installed library no longer does what this code relies on: results would be wrong, so nothing runs."""
+
+
+class UnsupportedVersionError(ImportError):
+    """An installed library outside the range this project is tested on."""
+
+
+def check_transformers_version(installed: str | None = None) -> None:
+    """Refuse a transformers outside :data:`SUPPORTED_TRANSFORMERS` (e.g. an older one on a GPU image)."""
+    from packaging.specifiers import SpecifierSet
+
+    if installed is None:
+        import transformers
+
+        installed = transformers.__version__
+    if installed not in SpecifierSet(SUPPORTED_TRANSFORMERS, prereleases=True):
+        raise UnsupportedVersionError(
+            f"retraction_kedro needs transformers{SUPPORTED_TRANSFORMERS} (the versions its model mechanics are tested "
+            f"on); this environment has {installed}: pip install 'transformers{SUPPORTED_TRANSFORMERS}'"
+        )
 
 
 @lru_cache(maxsize=64)
@@ -34,7 +56,10 @@ def cache_keyword(module: Any) -> str:
     if name is None:
         from .architecture import decoder_stack
 
-        stack = decoder_stack(module)
+        try:
+            stack = decoder_stack(module)
+        except TypeError:  # no decoder stack either
+            stack = module
         name = _named_cache_keyword(type(stack)) if stack is not module else None
     if name is None:
         import transformers
