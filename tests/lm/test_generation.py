@@ -157,15 +157,15 @@ def test_forced_token_count(tiny_lm):
 
 def crash_on_batch(monkeypatch, call: int) -> list[int]:
     """Make the ``call``-th batch of a generation raise (a simulated crash; 0: never); returns the call log."""
-    real, calls = generation_module._generate_batch, []
+    real, calls = generation_module.DecodingPath.decode, []
 
-    def generate_batch(*args, **kwargs):
+    def decode_batch(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(generation_module, "_generate_batch", generate_batch)
+    monkeypatch.setattr(generation_module.DecodingPath, "decode", decode_batch)
     return calls
 
 

@@ -79,7 +79,7 @@ def with_cache(module: Any, cache: Any) -> dict[str, Any]:
 
 def check_cache_length(cache: Any, expected: int, where: str) -> None:
     """Raise unless ``cache`` holds ``expected`` positions: a forward that ignored it leaves it short."""
-    found = cache.get_seq_length()
+    found = int(cache.get_seq_length())  # a tensor on a static cache
     if found != expected:
         import transformers
 

