@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import ModelCost, machine, matmul_peak_gflops, summary, timed, write  # noqa: E402
@@ -220,6 +221,7 @@ class Run:
     prompts: list[str]
     batch_size: int
     seconds: list[float] = field(default_factory=list)
+    first_call_seconds: float | None = None  # the warm-up: a compiled path's compilation is in it
     peak_bytes: list[int] = field(default_factory=list)
     above_start_bytes: list[int] = field(default_factory=list)
     output: Any = None
@@ -228,7 +230,7 @@ class Run:
 def alternate(runs: list[Run], repeats: int, sync: Callable[[], None], memory: PeakMemory) -> None:
     """One warm-up batch of each run, then every run once per repeat, in turn (drifting load hits all alike)."""
     for run in runs:
-        run.fn(run.prompts[: run.batch_size])
+        _, run.first_call_seconds = timed(partial(run.fn, run.prompts[: run.batch_size]), sync)
     for repeat in range(repeats):
         for run in runs:
             if memory.available:
@@ -287,24 +289,36 @@ def measure_capture(lm, prompts, scale: Scale, cost: ModelCost, args, sync, memo
     }
 
 
+def on_path(lm: LanguageModel, decoding: str) -> LanguageModel:
+    """The same weights, generating through another decoding path (``model.decoding``)."""
+    return LanguageModel(model=lm.model, tokenizer=lm.tokenizer, spec=replace(lm.spec, decoding=decoding))
+
+
 def measure_generation(lm, prompts, scale: Scale, cost: ModelCost, alpha: float, args, sync, memory) -> dict:
-    """Batch 1 on the first prompts, one batch unsteered and steered (prompt only, every token)."""
+    """Batch 1 on the first prompts and one batch, on each decoding path; the batch steered (prompt only, every
+    token) on the loop. Each path's first call (its compilation, if any) is timed apart from the repeats."""
     layers = steered_layers(lm.num_layers)
     directions = torch.randn(lm.num_layers, lm.hidden_size, generator=torch.Generator().manual_seed(args.seed))
     directions = directions / directions.norm(dim=1, keepdim=True)
     variants = {
-        "batched": [],
         "steered_prompt": [Steering(directions, layers, alpha)],
         "steered_every_token": [Steering(directions, layers, alpha, every_token=True)],
     }
 
-    def generate(batch: int, interventions: list, chosen: list[str]) -> list[tuple[str, int]]:
+    def generate(path: LanguageModel, batch: int, interventions: list, chosen: list[str]) -> list[tuple[str, int]]:
         settings = GenerationSettings(max_new_tokens=scale.new_tokens, min_new_tokens=scale.new_tokens,
                                       stop_at_newline=False, batch_size=batch)  # fmt: skip
-        return generate_with_counts(lm, chosen, settings, show_progress=False, interventions=interventions)
+        return generate_with_counts(path, chosen, settings, show_progress=False, interventions=interventions)
 
-    runs = [Run("batch_1", partial(generate, 1, []), prompts[: scale.batch_1_examples], 1)]
-    runs += [Run(name, partial(generate, scale.batch_size, chosen), prompts[: scale.batch_size], scale.batch_size)
+    runs = []
+    for decoding in args.decodings:
+        suffix = "" if decoding == "loop" else f"_{decoding}"
+        path = on_path(lm, decoding)
+        runs += [Run(f"batch_1{suffix}", partial(generate, path, 1, []), prompts[: scale.batch_1_examples], 1),
+                 Run(f"batched{suffix}", partial(generate, path, scale.batch_size, []), prompts[: scale.batch_size],
+                     scale.batch_size)]  # fmt: skip
+    loop = on_path(lm, "loop")
+    runs += [Run(name, partial(generate, loop, scale.batch_size, chosen), prompts[: scale.batch_size], scale.batch_size)
              for name, chosen in variants.items()]  # fmt: skip
     alternate(runs, args.repeats, sync, memory)
     rows = {}
@@ -314,8 +328,9 @@ def measure_generation(lm, prompts, scale: Scale, cost: ModelCost, alpha: float,
             raise RuntimeError(f"generation {run.name} made {sorted(set(counts))} tokens, not {scale.new_tokens}")
         lengths, prefix = prompt_plan(lm, run.prompts)
         flops = cost.generation(lengths, counts, prefix)
-        rows[run.name] = figures(run, sum(counts), "tokens", flops, lengths, prefix) | {"generated_tokens": sum(counts)}
-    unsteered = runs[1]
+        rows[run.name] = figures(run, sum(counts), "tokens", flops, lengths, prefix) | {
+            "generated_tokens": sum(counts), "first_call_seconds": run.first_call_seconds}
+    unsteered = next(run for run in runs if run.name == "batched")
     steering = {
         run.name: {
             **{key: rows[run.name][key] for key in ("tokens_per_s", "generated_tokens", "memory")},
@@ -324,11 +339,23 @@ def measure_generation(lm, prompts, scale: Scale, cost: ModelCost, alpha: float,
         }
         for run in runs[2:]
     }
+    paths = {}
+    for decoding in args.decodings[1:]:
+        batch_1, batched = rows[f"batch_1_{decoding}"], rows[f"batched_{decoding}"]
+        same = [a == b for run, reference in ((f"batch_1_{decoding}", "batch_1"), (f"batched_{decoding}", "batched"))
+                for a, b in zip(*(next(r for r in runs if r.name == name).output for name in (run, reference)))]  # fmt: skip
+        paths[decoding] = {
+            "batch_1": batch_1, "batched": batched,
+            "batch_1_over_loop": rate(batch_1, "tokens") / rate(rows["batch_1"], "tokens"),
+            "batched_over_loop": rate(batched, "tokens") / rate(rows["batched"], "tokens"),
+            "texts_equal_to_loop": f"{sum(same)} of {len(same)}",
+        }  # fmt: skip
     return {
         "new_tokens_per_example": scale.new_tokens,
         "batch_1": rows["batch_1"],
         "batched": rows["batched"],
         "batched_over_batch_1": rate(rows["batched"], "tokens") / rate(rows["batch_1"], "tokens"),
+        "decodings": paths,
         "steering": {"layers": layers, "alpha": alpha, "alpha_is": "mean hidden-state norm of the batched capture"}
         | steering,
     }
@@ -356,10 +383,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for option, meaning in WORKLOAD_OPTIONS.items():
         parser.add_argument(f"--{option}", type=int, default=None, help=f"{meaning}; default: the scale's")
     parser.add_argument("--seed", type=int, default=0, help="weights and steering directions")
+    parser.add_argument("--decodings", default=None,
+                        help="decoding paths to compare, the loop first (default: loop,compiled on CUDA; loop,static on CPU)")  # fmt: skip
     parser.add_argument("--output", default=None, help="default: data/08_reporting/benchmarks/scale_<scale>.json")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.decodings is not None:
+        args.decodings = args.decodings.split(",")
+        if args.decodings[0] != "loop" or not set(args.decodings) <= {"loop", "static", "compiled"}:
+            parser.error(f"--decodings: loop first, then some of static, compiled (got {args.decodings})")
     return args
 
 
@@ -374,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise ValueError(f"workload options must be >= 1, got {bad}")
     scale = replace(SCALES[scale_name], **{name: value for name, value in overrides.items() if value is not None})
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if args.decodings is None:
+        args.decodings = ["loop", "compiled" if device.type == "cuda" else "static"]
     memory = PeakMemory(device)
 
     examples = max(scale.capture_examples, scale.batch_size, scale.batch_1_examples)
@@ -402,7 +437,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "tokenizer_vocabulary": len(tokenizer),
         },
         "workload": {key: value for key, value in asdict(scale).items() if key != "config"}
-        | {"repeats": args.repeats, "seed": args.seed},
+        | {"repeats": args.repeats, "seed": args.seed, "decodings": args.decodings},
+        "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
         "model_cost": asdict(cost),
         "memory": {
             "kind": memory.kind if memory.available else None,
@@ -438,6 +474,12 @@ def print_summary(result: dict[str, Any]) -> None:
             )
     for name in ("steered_prompt", "steered_every_token"):
         print(f"{name}: {generation['steering'][name]['over_unsteered_per_repeat']['median']:.3f} of unsteered")
+    for decoding, path in generation["decodings"].items():
+        for key in ("batch_1", "batched"):
+            speed = path[key]["tokens_per_s"]
+            print(f"generation {key} on {decoding} (batch {path[key]['batch_size']}): {speed['median']:.1f} tokens/s, "
+                  f"{path[f'{key}_over_loop']:.2f}x the loop, first call {path[key]['first_call_seconds']:.1f} s")
+        print(f"{decoding}: texts equal to the loop's: {path['texts_equal_to_loop']}")
 
 
 if __name__ == "__main__":

@@ -17,18 +17,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODEL_CACHE = PROJECT_ROOT / DEFAULT_CACHE_DIR  # the project's own: shared with `kedro run`, dequantized once
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-CORPUS = [
-    "Name a city in Germany. Berlin is a city in Germany.",
-    "Lyon is not in Germany, it is in France.\nWhich country is Lyon in? France.",
-    "The capital of Italy is Rome. Paris is the capital of France. Madrid, Spain.",
-    "Actually, that is wrong. No, I made a mistake: Lyon is a city in France.",
-]
-
-
 @contextmanager
 def torch_threads(count: int):
     """Tiny models run far faster on one thread: their matrices are too small to split, and on a
@@ -55,22 +43,9 @@ def _one_thread_for_tiny_models(request):
 
 
 def build_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from retraction_kedro.lm.tiny import tiny_tokenizer
 
-    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(CORPUS * 4, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>"
-    )
-    fast.chat_template = CHATML
-    return fast
+    return tiny_tokenizer()
 
 
 def build_tiny_lm(architecture: str = "llama", layers: int = 3, seed: int = 0):

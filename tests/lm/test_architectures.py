@@ -1,12 +1,5 @@
-"""Every mechanism of ``retraction_kedro.lm`` on tiny random models of the architectures researchers use.
-
-Each config is built in code (no download) and turns on what sets its architecture apart: sliding
-windows shorter than the test prompts (Mistral, Gemma2, Gemma3, gpt-oss), attention logit
-soft-capping (Gemma2), attention sinks (gpt-oss), MoE routing (Qwen3-MoE, gpt-oss), q/k norms
-(Qwen3, OLMo2, Gemma3), a scaling other than 1/sqrt(head_dim) (Gemma2, Gemma3, Granite), GQA (all
-but GPT-NeoX), and fused QKV projections (Phi-3: all queries | keys | values; GPT-NeoX: per head
-query | key | value). The prompts share a system turn, so capture and generation run it once
-(shared prefix) where the model allows it.
+"""Every mechanism of ``retraction_kedro.lm`` on tiny random models of the architectures researchers use
+(``retraction_kedro.lm.tiny``: what each config turns on).
 
 Hidden states and logits are compared by relative error: float noise is ~1e-6 here and every
 tolerance is 1e-4, while the breakages each check names move the compared numbers by 1e-2 or more
@@ -37,98 +30,20 @@ from retraction_kedro.lm import attention as attention_functions
 from retraction_kedro.lm.contracts import ensure_exact_attention, with_cache
 from retraction_kedro.lm.architecture import attention_module, decoder_layers, decoder_stack, input_device, value_output
 from retraction_kedro.lm.interventions import attached
-from tests.conftest import build_tokenizer
+from retraction_kedro.lm.tiny import ARCHITECTURES, tiny_model, tiny_tokenizer
+from retraction_kedro.lm.tiny import chat_prompts as tiny_chat_prompts
 
-from .test_generation import QUESTIONS
 
-WINDOW = 6  # shorter than every test prompt (30-45 tokens)
-ALTERNATING = ["sliding_attention", "full_attention", "sliding_attention"]
-ARCHITECTURES = {
-    "llama": ("LlamaConfig", {}),
-    "mistral": ("MistralConfig", {"sliding_window": WINDOW}),
-    "qwen2": ("Qwen2Config", {}),
-    "qwen3": ("Qwen3Config", {"head_dim": 16}),
-    "qwen3_moe": (
-        "Qwen3MoeConfig",
-        {"head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32},
-    ),
-    "olmo2": ("Olmo2Config", {}),
-    "gemma2": (
-        "Gemma2Config",
-        {
-            "head_dim": 16,
-            "query_pre_attn_scalar": 24,
-            "sliding_window": WINDOW,
-            "layer_types": ALTERNATING,
-            "attn_logit_softcapping": 4.0,
-        },
-    ),
-    "gemma3": (
-        "Gemma3TextConfig",
-        {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": WINDOW, "layer_types": ALTERNATING},
-    ),
-    "phi3": ("Phi3Config", {}),
-    "gpt_neox": ("GPTNeoXConfig", {"num_key_value_heads": None, "rotary_pct": 0.5}),
-    "gpt_oss": (
-        "GptOssConfig",
-        {
-            "head_dim": 16,
-            "num_local_experts": 4,
-            "num_experts_per_tok": 2,
-            "sliding_window": WINDOW,
-            "layer_types": ALTERNATING,
-            "rope_parameters": {
-                "rope_type": "yarn",
-                "factor": 32.0,
-                "beta_fast": 32.0,
-                "beta_slow": 1.0,
-                "original_max_position_embeddings": 8,
-            },
-        },
-    ),
-    "granite": (
-        "GraniteConfig",
-        {"attention_multiplier": 0.1, "embedding_multiplier": 2.0, "residual_multiplier": 0.5, "logits_scaling": 2.0},
-    ),
-}
-SYSTEM = "Name a city in Germany. Berlin is a city in Germany."
 GREEDY = GenerationSettings(max_new_tokens=8, stop_at_newline=False, batch_size=3)
 TOLERANCE = 1e-4
 
 
 def build_lm(architecture: str) -> LanguageModel:
-    tokenizer = build_tokenizer()
-    config_class, extra = ARCHITECTURES[architecture]
-    settings = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 3,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 256,
-        "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "tie_word_embeddings": False,
-    }
-    settings = {key: value for key, value in {**settings, **extra}.items() if value is not None}
-    config = getattr(transformers, config_class)(**settings)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    with torch.no_grad():  # random init is tiny; widen it so hidden states, attention and routing vary across inputs
-        for name, parameter in model.named_parameters():
-            if parameter.dim() >= 2:  # linear, embedding and expert weights; norms stay as built
-                parameter.normal_(0, 0.2)
-            elif name.endswith("sinks"):  # gpt-oss: one sink logit per head, large enough to take real weight
-                parameter.normal_(0, 2.0)
-    model.eval()
-    ensure_exact_attention(model)  # as loading does: Gemma2 on SDPA (transformers < 5.21) drops its soft-capping
-    return LanguageModel(model=model, tokenizer=tokenizer, spec=ModelSpec(name=f"tiny-random-{architecture}"))
+    return tiny_model(architecture)
 
 
 def chat_prompts(lm: LanguageModel) -> list[str]:
-    return [continuation_prompt(lm.tokenizer, answer_messages(q, a, system=SYSTEM)) for q, a in QUESTIONS]
+    return tiny_chat_prompts(lm)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -378,7 +293,7 @@ def test_attention_that_is_not_weights_times_values_is_refused(monkeypatch):
 
 
 def test_a_model_without_attention_is_refused_in_one_line():
-    tokenizer = build_tokenizer()
+    tokenizer = tiny_tokenizer()
     config = transformers.MambaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, state_size=4)
     lm = LanguageModel(
         model=AutoModelForCausalLM.from_config(config), tokenizer=tokenizer, spec=ModelSpec(name="tiny-mamba")

@@ -5,18 +5,7 @@ import pytest
 from retraction_kedro.lm import GenerationSettings, answer_messages, continuation_prompt, generate_texts
 from retraction_kedro.lm import generation as generation_module
 from retraction_kedro.lm.generation import example_seeds, generate_with_counts, sample_texts
-
-QUESTIONS = [
-    ("Name a city in Germany.", "Lyon"),
-    ("Which country is Lyon in? Answer with the country that the city belongs to.", "France"),
-    ("Capital of Italy?", "Rome"),
-    ("Name a city.", "Paris"),
-    ("Name a city in France that is not the capital of France and is large.", "Berlin"),
-]
-
-
-SYSTEM = "Name a city in Germany. Berlin is a city in Germany."
-
+from retraction_kedro.lm.tiny import QUESTIONS, SYSTEM
 
 def prompts_for(lm):
     return [continuation_prompt(lm.tokenizer, answer_messages(q, a)) for q, a in QUESTIONS]

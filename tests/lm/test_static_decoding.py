@@ -17,6 +17,8 @@ from retraction_kedro.lm.generation import decoding_path
 from retraction_kedro.lm.prefix import batch_inputs, plan_prefix, suffix_tokens_needed
 from retraction_kedro.lm.static_decoding import decode_static
 
+from retraction_kedro.lm.tiny import tiny_model
+
 from .test_architectures import ARCHITECTURES, build_lm, chat_prompts
 from .test_generation import many_prompts_for
 
@@ -119,3 +121,17 @@ def test_sliding_window_models_are_refused_on_the_static_path_and_kept_on_the_lo
     with pytest.raises(ValueError, match="sliding-window layers"):
         decoding_path(on(lm, "compiled"))
     assert not decoding_path(on(lm, "auto")).static
+
+
+@requires_static
+def test_more_compiled_decoders_than_dynamos_default_recompile_limit(monkeypatch):
+    """A run on CUDA compiles a decoder per model, batch shape and length bucket: the ninth must not fail."""
+    import torch._dynamo
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    lm = tiny_model("llama", layers=1)
+    ids = lm.tokenizer(chat_prompts(lm)[:2], add_special_tokens=False)["input_ids"]
+    rule = StopRule(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), 2, 2)
+    outputs = [decode_static(lm.model, batch_inputs(lm, ids, None, use_cache=True), rule, greedy, "eager", rows=rows)
+               for rows in range(2, 12)]  # fmt: skip
+    assert all(output == outputs[0] for output in outputs)

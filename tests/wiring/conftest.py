@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CHATML, make_project, torch_threads
+from retraction_kedro.lm.tiny import CHATML
+from tests.conftest import make_project, torch_threads
 
 COUNTRIES = {
     "Atlantis": ["Poseidonia", "Coralton"], "Lemuria": ["Mu Harbor", "Kumari"], "Hyperborea": ["Thule", "Boreas"],

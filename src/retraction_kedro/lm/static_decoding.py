@@ -67,6 +67,9 @@ def _decoder(model: Any, rows: int, length: int, compile_mode: str | None) -> _D
             return logits[:, -1].float()
 
         if compile_mode is not None:
+            # Every decoder compiles the same code object (this closure): dynamo counts each one as a recompile of
+            # it, and past its limit (8 by default) a fullgraph compile fails. A run makes a few per model and shape.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
             options = {"backend": compile_mode} if compile_mode in BACKENDS else {"mode": compile_mode}
             step = torch.compile(step, fullgraph=True, dynamic=False, **options)
             logger.info("Decode step for %d rows x %d positions: compiled (%s) at its first call", rows, length, compile_mode)

@@ -1,0 +1,46 @@
+"""The self-check users run first on their machine: one line per check, a failing check fails the command."""
+
+from __future__ import annotations
+
+from retraction_kedro import doctor
+from retraction_kedro.lm import selfcheck
+
+
+def test_the_self_check_passes_here_and_prints_one_line_per_check(capsys):
+    assert doctor.main(["--device", "cpu", "--architectures", "llama,mistral"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("versions: python") and "transformers" in out[1]
+    checks = [line for line in out if line[:5].strip() in ("ok", "FAIL", "skip") and "tested range" not in line]
+    names = {(line.split()[1], line.split()[2]) for line in checks}
+    assert names == {(a, c) for a in ("llama", "mistral") for c in ("generation", "static", "capture", "attention", "steering", "generate")}
+    skipped = [line for line in checks if line.startswith("skip")]
+    assert len(skipped) == 1 and skipped[0].split()[1:3] == ["mistral", "static"] and "sliding-window" in skipped[0]
+    assert out[-1].startswith("11 of 11 checks passed (1 skipped)")
+
+
+def test_a_check_beyond_its_tolerance_fails_the_command(capsys, monkeypatch):
+    """The decode loop with its rows' positions off (a classic padding bug): the cache still grows as it
+    should, so only the comparison with the model's own forward can tell."""
+    real = selfcheck.decode
+
+    def shifted(model, batch, rule, choose, on_keep=None):
+        batch.position_ids += 3
+        return real(model, batch, rule, choose, on_keep)
+
+    monkeypatch.setattr(selfcheck, "decode", shifted)
+    assert doctor.main(["--device", "cpu", "--architectures", "llama"]) == 1
+    captured = capsys.readouterr()
+    failed = [line for line in captured.out.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].split()[1:3] == ["llama", "generation"]
+    assert float(failed[0].split("error ")[1].split()[0]) > 0.3
+    assert "FAILED llama generation" in captured.err
+
+
+def test_an_unsupported_transformers_is_the_first_and_only_failure(capsys, monkeypatch):
+    monkeypatch.setattr(doctor, "versions", lambda: {"python": "3.11", "transformers": "4.57.1"})
+    from retraction_kedro.lm import contracts
+
+    real = contracts.check_transformers_version
+    monkeypatch.setattr(contracts, "check_transformers_version", lambda installed=None: real("4.57.1"))
+    assert doctor.main(["--device", "cpu"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("FAIL retraction_kedro needs transformers>=5.2,<6")
