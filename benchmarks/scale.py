@@ -231,6 +231,7 @@ def alternate(runs: list[Run], repeats: int, sync: Callable[[], None], memory: P
     """One warm-up batch of each run, then every run once per repeat, in turn (drifting load hits all alike)."""
     for run in runs:
         _, run.first_call_seconds = timed(partial(run.fn, run.prompts[: run.batch_size]), sync)
+        print(f"warm-up {run.name}: {run.first_call_seconds:.1f} s", flush=True)
     for repeat in range(repeats):
         for run in runs:
             if memory.available:
@@ -384,15 +385,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.add_argument(f"--{option}", type=int, default=None, help=f"{meaning}; default: the scale's")
     parser.add_argument("--seed", type=int, default=0, help="weights and steering directions")
     parser.add_argument("--decodings", default=None,
-                        help="decoding paths to compare, the loop first (default: loop,compiled on CUDA; loop,static on CPU)")  # fmt: skip
+                        help="decoding paths to compare, the loop first (default: loop,cudagraphs,compiled on CUDA; "
+                             "loop,static on CPU)")  # fmt: skip
     parser.add_argument("--output", default=None, help="default: data/08_reporting/benchmarks/scale_<scale>.json")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.decodings is not None:
         args.decodings = args.decodings.split(",")
-        if args.decodings[0] != "loop" or not set(args.decodings) <= {"loop", "static", "compiled"}:
-            parser.error(f"--decodings: loop first, then some of static, compiled (got {args.decodings})")
+        if args.decodings[0] != "loop" or not set(args.decodings) <= {"loop", "static", "compiled", "cudagraphs"}:
+            parser.error(f"--decodings: loop first, then some of static, compiled, cudagraphs (got {args.decodings})")
     return args
 
 
@@ -408,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     scale = replace(SCALES[scale_name], **{name: value for name, value in overrides.items() if value is not None})
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if args.decodings is None:
-        args.decodings = ["loop", "compiled" if device.type == "cuda" else "static"]
+        args.decodings = ["loop", "cudagraphs", "compiled"] if device.type == "cuda" else ["loop", "static"]
     memory = PeakMemory(device)
 
     examples = max(scale.capture_examples, scale.batch_size, scale.batch_1_examples)

@@ -73,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start, results = time.perf_counter(), []
     for dtype_name in dtypes:
         dtype = getattr(torch, dtype_name)
-        print(f"-- {dtype_name} (relative errors; compiled step: {compile_mode} on {', '.join(sorted(compiled)) or 'none'})")
+        on = f"{compile_mode} on {', '.join(sorted(compiled))}" if compiled else "not checked (generation runs the loop here)"
+        print(f"-- {dtype_name} (relative errors; compiled step: {on})")
         for architecture in architectures:
             lm = tiny_model(architecture, device=device, dtype=dtype)
             for result in run_checks(lm, chat_prompts(lm), architecture, compile_mode if architecture in compiled else None):

