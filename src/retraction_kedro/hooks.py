@@ -1,4 +1,5 @@
-"""Checks that run before a pipeline does: settings that cannot work fail before any model loads."""
+"""Checks that run before a pipeline does: settings that cannot work, and artifacts no run has made yet,
+fail before any model loads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from retraction_kedro.config import Registry
 from retraction_kedro.config.interventions import InterventionParameters
 from retraction_kedro.config.parameters import (
     ActivationParameters,
@@ -26,8 +28,13 @@ from retraction_kedro.config.parameters import (
     TruthfulnessParameters,
     WorldParameters,
 )
+from retraction_kedro.upstream import check_upstream
 
 logger = logging.getLogger(__name__)
+
+
+class PreflightError(ValueError):
+    """A pipeline that breaks the project's wiring rules (a dataset without a catalog entry)."""
 
 GROUPS: dict[str, type[Parameters]] = {
     "model": ModelParameters,
@@ -106,18 +113,36 @@ def check_against_model(parsed: dict[str, Parameters]) -> None:
             )
 
 
+def check_persisted(pipeline: Any, catalog: Any) -> None:
+    """Every dataset a node reads or writes has a catalog entry, so any stage can rerun alone."""
+    unpersisted = sorted(
+        name for name in pipeline.datasets() if not name.startswith("params:") and name != "parameters" and name not in catalog
+    )
+    if unpersisted:
+        raise PreflightError(
+            f"Dataset {unpersisted[0]!r} has no catalog entry (and {len(unpersisted) - 1} more): every dataset a node reads or "
+            "writes is persisted, so any stage can rerun alone; add an entry or register its namespace"
+        )
+
+
+def check_inputs_made(run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+    """Artifacts the run reads that another pipeline makes are there (upstream.py says which command makes them)."""
+    from kedro.framework.project import pipelines  # loaded by now: the session built the run's pipeline from them
+
+    from retraction_kedro.pipeline_registry import STAGES, TESTBED_PREFIX, stage_pipeline_name
+
+    registry = Registry(catalog.load("parameters"))
+    stages = [stage_pipeline_name(stage, study) for study in registry.studies for stage in STAGES]
+    check_upstream(pipeline, catalog, dict(pipelines), stages, run_params, TESTBED_PREFIX)
+
+
 class PreflightHooks:
-    @hook_impl
+    # tryfirst: before kedro-mlflow opens a run that a failed check would leave behind
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         keys = {name.removeprefix("params:") for name in pipeline.inputs() if name.startswith("params:")}
         parsed = check_parameters({key: catalog.load(f"params:{key}") for key in keys})
         check_against_model(parsed)
-        unpersisted = sorted(
-            name for name in pipeline.datasets() if not name.startswith("params:") and name != "parameters" and name not in catalog
-        )
-        if unpersisted:
-            raise ValueError(
-                f"Dataset {unpersisted[0]!r} has no catalog entry (and {len(unpersisted) - 1} more): every dataset a node reads or "
-                "writes is persisted, so any stage can rerun alone; add an entry or register its namespace"
-            )
+        check_persisted(pipeline, catalog)
+        check_inputs_made(run_params, pipeline, catalog)
         logger.info("Preflight: %d parameter groups valid", len(parsed))

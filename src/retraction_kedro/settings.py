@@ -1,10 +1,15 @@
-"""Project settings: the config loader built on the testbed registry, and the preflight hooks."""
+"""Project settings: the config loader built on the testbed registry, and the hooks."""
 
-from retraction_kedro.config.loader import ProjectConfigLoader
-from retraction_kedro.hooks import PreflightHooks
-from retraction_kedro.naming import model_slug
+from retraction_kedro.logs import route_library_output
 
-HOOKS = (PreflightHooks(),)
+route_library_output()  # settings is the first project module Kedro imports: before MLflow and the warnings of start-up
+
+from retraction_kedro.config.loader import ProjectConfigLoader  # noqa: E402
+from retraction_kedro.hooks import PreflightHooks  # noqa: E402
+from retraction_kedro.naming import model_slug  # noqa: E402
+from retraction_kedro.progress import NodeProgressHooks  # noqa: E402
+
+HOOKS = (PreflightHooks(), NodeProgressHooks())
 CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

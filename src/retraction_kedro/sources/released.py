@@ -38,6 +38,9 @@ class ReleasedContinuationDataset(AbstractDataset[pl.DataFrame, pl.DataFrame]):
     ``base_url`` (atomically, validated) unless ``allow_download`` is false.
     """
 
+    # Loading fetches a missing file: no run has to make it first (retraction_kedro.upstream).
+    fetched_on_load = True
+
     def __init__(
         self,
         testbed: str,
