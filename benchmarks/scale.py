@@ -222,6 +222,7 @@ class Run:
     batch_size: int
     seconds: list[float] = field(default_factory=list)
     first_call_seconds: float | None = None  # the warm-up: a compiled path's compilation is in it
+    error: str | None = None  # the warm-up failed: the run is left out
     peak_bytes: list[int] = field(default_factory=list)
     above_start_bytes: list[int] = field(default_factory=list)
     output: Any = None
@@ -229,8 +230,14 @@ class Run:
 
 def alternate(runs: list[Run], repeats: int, sync: Callable[[], None], memory: PeakMemory) -> None:
     """One warm-up batch of each run, then every run once per repeat, in turn (drifting load hits all alike)."""
-    for run in runs:
-        _, run.first_call_seconds = timed(partial(run.fn, run.prompts[: run.batch_size]), sync)
+    for run in list(runs):
+        try:
+            _, run.first_call_seconds = timed(partial(run.fn, run.prompts[: run.batch_size]), sync)
+        except Exception as error:  # a path that cannot run here (e.g. a graph that cannot be captured): reported
+            run.error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            runs.remove(run)
+            print(f"warm-up {run.name} failed: {run.error}", flush=True)
+            continue
         print(f"warm-up {run.name}: {run.first_call_seconds:.1f} s", flush=True)
     for repeat in range(repeats):
         for run in runs:
@@ -321,7 +328,9 @@ def measure_generation(lm, prompts, scale: Scale, cost: ModelCost, alpha: float,
     loop = on_path(lm, "loop")
     runs += [Run(name, partial(generate, loop, scale.batch_size, chosen), prompts[: scale.batch_size], scale.batch_size)
              for name, chosen in variants.items()]  # fmt: skip
+    planned = list(runs)
     alternate(runs, args.repeats, sync, memory)
+    failed = {run.name: run.error for run in planned if run.error}
     rows = {}
     for run in runs:
         counts = [count for _, count in run.output]
@@ -342,6 +351,9 @@ def measure_generation(lm, prompts, scale: Scale, cost: ModelCost, alpha: float,
     }
     paths = {}
     for decoding in args.decodings[1:]:
+        if f"batch_1_{decoding}" in failed or f"batched_{decoding}" in failed:
+            paths[decoding] = {"error": failed.get(f"batch_1_{decoding}") or failed[f"batched_{decoding}"]}
+            continue
         batch_1, batched = rows[f"batch_1_{decoding}"], rows[f"batched_{decoding}"]
         same = [a == b for run, reference in ((f"batch_1_{decoding}", "batch_1"), (f"batched_{decoding}", "batched"))
                 for a, b in zip(*(next(r for r in runs if r.name == name).output for name in (run, reference)))]  # fmt: skip
@@ -477,6 +489,9 @@ def print_summary(result: dict[str, Any]) -> None:
     for name in ("steered_prompt", "steered_every_token"):
         print(f"{name}: {generation['steering'][name]['over_unsteered_per_repeat']['median']:.3f} of unsteered")
     for decoding, path in generation["decodings"].items():
+        if "error" in path:
+            print(f"{decoding}: could not run: {path['error']}")
+            continue
         for key in ("batch_1", "batched"):
             speed = path[key]["tokens_per_s"]
             print(f"generation {key} on {decoding} (batch {path[key]['batch_size']}): {speed['median']:.1f} tokens/s, "
