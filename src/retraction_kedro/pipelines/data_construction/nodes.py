@@ -182,7 +182,7 @@ def sample_answers(
                 name, status, reason = None, STATUS_INVALID, "constraint_value"  # a state named where a city was asked for
             rows.append({
                 "split": question["split"], "index": question["index"], "sample_seed": sample_seed,
-                "response": response, "name": name, "status": status, "result": result and name is not None,
+                "response": response, "name": name, "status": status, "result": result,
                 "reason": reason,
             })  # fmt: skip
     return pl.DataFrame(rows, schema_overrides={"name": pl.String, "reason": pl.String}, infer_schema_length=None)
