@@ -144,7 +144,10 @@ class TestbedParameters(Parameters):
     constraint_field: str  # the value a question constrains its answer to (a country, a currency, a parent)
     alias_field: str | None = None  # other names of that value ("JPY" for "Yen")
     distractor_field: str | None = None  # longer names that contain the value ("South Sudan" for "Sudan")
-    reject_constraint_values: bool = False  # an answer naming a value of the constraint itself is invalid
+    # An answer that is a value of the constraint (or an alias) is invalid unless it is right for its question: a
+    # state named where a city was asked for. Off only where answers and constraint values are the same kind of
+    # thing (people and their parents), so that a constraint value can be a real wrong answer.
+    reject_constraint_values: bool = True
     min_name_words: int = Field(1, ge=1)
     max_name_words: int = Field(6, ge=1)
     sample_seeds: list[int] | None = None  # null: construction.sample_seeds

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .evaluation import binary_scores
+
 
 @dataclass(frozen=True)
 class ProbeSchedule:
@@ -26,12 +28,9 @@ class ProbeSchedule:
 
 
 def _balanced_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per layer: mean of the accuracy on positives and on negatives. logits [L, N], labels [N]."""
-    predicted = logits > 0
-    positive, negative = labels.bool(), ~labels.bool()
-    recall_pos = (predicted & positive).sum(1) / positive.sum().clamp(min=1)
-    recall_neg = (~predicted & negative).sum(1) / negative.sum().clamp(min=1)
-    return (recall_pos + recall_neg) / 2
+    """Per layer, ``binary_scores``' balanced accuracy of ``logits > 0``: the mean accuracy over the classes
+    present in ``labels`` (NaN with no labels). logits [L, N], labels [N]."""
+    return binary_scores((logits > 0).T, labels)["balanced_accuracy"]
 
 
 def _centered(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,6 +106,8 @@ def train_probes(
     """
     if features.ndim != 3 or features.shape[0] != labels.shape[0]:
         raise ValueError(f"features must be [examples, layers, hidden] matching labels; got {tuple(features.shape)} and {tuple(labels.shape)}")
+    if val_labels.numel() == 0:
+        raise ValueError("the validation split is empty: the epoch of each layer is chosen on it")
     if val_features.shape[1:] != features.shape[1:]:
         raise ValueError(f"validation features {tuple(val_features.shape)} do not match training features {tuple(features.shape)}")
     n, layers, hidden = features.shape

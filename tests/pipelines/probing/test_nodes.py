@@ -65,3 +65,35 @@ def test_tables_and_tensors_from_different_runs_fail_clearly():
         nodes.evaluate_on_truthfulness({}, {"values": torch.zeros(1)}, index_test, EVIDENCE)
     with pytest.raises(ParameterError, match="probing.select_epoch_on"):
         nodes.train_belief_probes(hidden_train, index_train, hidden_test, index_test, {**PROBING, "select_epoch_on": "train"})
+
+
+def test_truthfulness_table_reports_undefined_as_undefined_and_matches_scikit_learn():
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    hidden_train, index_train, hidden_test, index_test = split()
+    probes, _ = nodes.train_belief_probes(hidden_train, index_train, hidden_test, index_test, PROBING)
+    positives = [i for i, label in enumerate(index_test["label"]) if label == 1]
+    one_class = index_test[positives]
+    metrics = nodes.evaluate_on_truthfulness(probes, {"hidden": hidden_test["hidden"][positives]}, one_class, EVIDENCE)
+    predicted = (nodes.predict(probes, hidden_test["hidden"][positives]) > 0.5).numpy()
+    for layer, row in enumerate(metrics.iter_rows(named=True)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = balanced_accuracy_score([1] * len(positives), predicted[:, layer])
+        assert row["balanced_accuracy"]["value"] == pytest.approx(expected) == pytest.approx(row["accuracy"]["value"])
+        assert row["balanced_accuracy"]["positives"] == row["balanced_accuracy"]["n"] == len(positives)
+        assert row["auroc"]["value"] is None  # the same data: AUROC undefined
+    empty = nodes.evaluate_on_truthfulness(probes, {"hidden": hidden_test["hidden"][:0]}, index_test.head(0), EVIDENCE)
+    assert {row["balanced_accuracy"]["value"] for row in empty.iter_rows(named=True)} == {None}  # was 0.0
+    summary, by_layer = nodes.summarize_truthfulness(empty)
+    assert "balanced_accuracy" not in by_layer and by_layer["balanced_accuracy.n"][0] == {"value": 0.0, "step": 0}
+    assert summary["layers"][0]["balanced_accuracy"]["value"] is None  # null in JSON
+
+
+def test_a_validation_split_too_small_to_hold_anything_out_fails_naming_the_parameter():
+    hidden_train, index_train, hidden_test, index_test = split()
+    few = {"hidden": hidden_train["hidden"][:3]}
+    with pytest.raises(ValueError, match=r"^Parameter probing.validation_fraction: 0.2 of 3 truthfulness training examples holds none out"):
+        nodes.train_belief_probes(few, index_train.head(3), hidden_test, index_test, PROBING)

@@ -16,13 +16,42 @@ Rules, in order:
 5. The result is ``invalid`` when empty, outside [min_words, max_words] words, without letters, a
    word for a kind of answer (\"Cities\", \"Capital City\"), or not written as a name: every word must
    start with a capital letter or digit, except particles that names contain (of, and, de, la, von, bin, ...).
+
+Every response that yields no answer carries the rule that rejected it (``REJECTIONS``), so construction
+counts each rule's rejections; ``constraint_value`` is applied by the node, which knows the testbed.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 STATUS_OK, STATUS_IDK, STATUS_INVALID = "ok", "idk", "invalid"
+#: why a response gave no answer, by rule, in the order the rules apply (``idk`` is the only one with status idk)
+REJECTIONS = (
+    "idk",  # the response declines
+    "pointer",  # it opens with "Here"/"There", pointing at an answer it does not give
+    "extractor_none",  # the LLM extractor found no answer (or its request failed)
+    "empty",  # nothing is left after the rules cut the line
+    "no_letters",
+    "too_few_words",  # fewer than the testbed's min_name_words
+    "too_many_words",  # more than its max_name_words
+    "kind_word",  # a word for a kind of answer ("Cities")
+    "not_a_name",  # not capitalized as a name
+    "constraint_value",  # a value of the testbed's constraint ("Kenya" for a city), unless right for its question
+)
+
+
+class Reading(NamedTuple):
+    """One response read: the answer name (None when rejected), its status, and the rule that rejected it."""
+
+    name: str | None
+    status: str
+    reason: str | None
+
+
+def _rejected(reason: str) -> Reading:
+    return Reading(None, STATUS_IDK if reason == "idk" else STATUS_INVALID, reason)
 
 _DECLINE = re.compile(
     r"\b(i\s+(?:do\s+not|don't|cannot|can't|am\s+not\s+(?:sure|able|aware)|am\s+unable|have\s+no)|"
@@ -65,14 +94,14 @@ def first_line(response: str) -> str:
     return ""
 
 
-def extract_answer(response: str, min_words: int = 1, max_words: int = 6) -> tuple[str | None, str]:
-    """(answer name or None, status) for one free response."""
+def read_answer(response: str, min_words: int = 1, max_words: int = 6) -> Reading:
+    """The first answer of a free response, or the rule that rejected it."""
     line = _DECORATION.sub("", first_line(response)).replace("**", "")
     if _DECLINE.search(line):
-        return None, STATUS_IDK
+        return _rejected("idk")
     line = _PLACE_PHRASE.sub("", _COURTESY.sub("", line))
     if _POINTER.match(line):
-        return None, STATUS_INVALID
+        return _rejected("pointer")
     named = _NAMED.match(line)
     apposition = _APPOSITION.match(line)
     lead_in = _LEAD_IN.match(line)
@@ -85,11 +114,24 @@ def extract_answer(response: str, min_words: int = 1, max_words: int = 6) -> tup
     cut = _BOUNDARY.search(line)
     name = _DECORATION.sub("", line[: cut.start()] if cut else line).strip()
     words = name.split()
-    if not name or not re.search(r"[^\W\d_]", name) or not min_words <= len(words) <= max_words or name.lower() in _GENERIC:
-        return None, STATUS_INVALID
+    if not name:
+        return _rejected("empty")
+    if not re.search(r"[^\W\d_]", name):
+        return _rejected("no_letters")
+    if len(words) < min_words:
+        return _rejected("too_few_words")
+    if len(words) > max_words:
+        return _rejected("too_many_words")
+    if name.lower() in _GENERIC:
+        return _rejected("kind_word")
     if not all(w[0].isupper() or w[0].isdigit() or w.lower() in _PARTICLES for w in words):
-        return None, STATUS_INVALID
-    return name, STATUS_OK
+        return _rejected("not_a_name")
+    return Reading(name, STATUS_OK, None)
+
+
+def extract_answer(response: str, min_words: int = 1, max_words: int = 6) -> tuple[str | None, str]:
+    """(answer name or None, status) for one free response."""
+    return read_answer(response, min_words, max_words)[:2]
 
 
 EXTRACTOR_INSTRUCTIONS = (
@@ -106,10 +148,15 @@ def extractor_messages(question: str, response: str) -> list[dict[str, str]]:
     ]
 
 
-def read_extraction(output: str, response: str, min_words: int = 1, max_words: int = 6) -> tuple[str | None, str]:
-    """Status of an LLM-extracted answer: declines still come from the response itself."""
+def read_llm_answer(output: str, response: str, min_words: int = 1, max_words: int = 6) -> Reading:
+    """An LLM-extracted answer read by the same rules; declines still come from the response itself."""
     if _DECLINE.search(first_line(response)):
-        return None, STATUS_IDK
+        return _rejected("idk")
     if first_line(output).strip().upper().startswith("NONE"):
-        return None, STATUS_INVALID
-    return extract_answer(output, min_words, max_words)
+        return _rejected("extractor_none")
+    return read_answer(output, min_words, max_words)
+
+
+def read_extraction(output: str, response: str, min_words: int = 1, max_words: int = 6) -> tuple[str | None, str]:
+    """(answer name or None, status) of an LLM-extracted answer."""
+    return read_llm_answer(output, response, min_words, max_words)[:2]

@@ -24,13 +24,14 @@ from retraction_kedro.config.parameters import (
     WorldParameters,
 )
 from retraction_kedro.datasets import rows_to_frame
+from retraction_kedro.evidence import flatten
 from retraction_kedro.lm import GenerationSettings, chat_prompt, generate_texts, load_language_model, sample_texts
 from retraction_kedro.pipelines.chat_models import ask
 from retraction_kedro.sources.paper import fetch_paper_files
-from retraction_kedro.world import embedded_builder, mentions_any, name_matches
+from retraction_kedro.world import embedded_builder, mentions_any, name_matches, normalize_name
 
 from .selection import select_by_class
-from .answers import STATUS_IDK, STATUS_INVALID, STATUS_OK, extract_answer, extractor_messages, read_extraction
+from .answers import REJECTIONS, STATUS_IDK, STATUS_INVALID, STATUS_OK, extractor_messages, read_answer, read_llm_answer
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def sample_answers(
     questions = _questions(train_questions, "train", recipe.max_questions_per_split, recipe.seed)
     questions += _questions(test_questions, "test", recipe.max_questions_per_split, recipe.seed)
     _split_val([q for q in questions if q["split"] == "train"], recipe.val_fraction, recipe.seed)
-    rejected = _all_constraint_values(questions, entry) if entry.reject_constraint_values else []
+    rejected = _constraint_names(train_questions, test_questions, entry) if entry.reject_constraint_values else set()
     lm = load_language_model(model_settings.spec)
     prompts = [chat_prompt(lm.tokenizer, q["messages"]) for q in questions]
     rows: list[dict[str, Any]] = []
@@ -173,17 +174,18 @@ def sample_answers(
         extracted = _extract_with_llm(lm, questions, responses, recipe, model_settings, run)
         for question, response, output in zip(questions, responses, extracted):
             if output is None:
-                name, status = extract_answer(response, entry.min_name_words, entry.max_name_words)
+                name, status, reason = read_answer(response, entry.min_name_words, entry.max_name_words)
             else:
-                name, status = read_extraction(output, response, entry.min_name_words, entry.max_name_words)
-            if name and rejected and name_matches(name, rejected):
-                name, status = None, STATUS_INVALID  # e.g. a country named where a city was asked for
+                name, status, reason = read_llm_answer(output, response, entry.min_name_words, entry.max_name_words)
+            result = bool(name) and name_matches(name, question["answers"])
+            if name and not result and normalize_name(name) in rejected:
+                name, status, reason = None, STATUS_INVALID, "constraint_value"  # a state named where a city was asked for
             rows.append({
                 "split": question["split"], "index": question["index"], "sample_seed": sample_seed,
-                "response": response, "name": name, "status": status,
-                "result": bool(name) and name_matches(name, question["answers"]),
+                "response": response, "name": name, "status": status, "result": result,
+                "reason": reason,
             })  # fmt: skip
-    return pl.DataFrame(rows, schema_overrides={"name": pl.String}, infer_schema_length=None)
+    return pl.DataFrame(rows, schema_overrides={"name": pl.String, "reason": pl.String}, infer_schema_length=None)
 
 
 def _extract_with_llm(lm, questions, responses, recipe: ConstructionParameters, model: ModelParameters, run: RuntimeParameters) -> list[str | None]:
@@ -238,9 +240,11 @@ def verify_answers(
     )
 
 
-def _all_constraint_values(questions: list[dict[str, Any]], testbed: TestbedParameters) -> list[str]:
-    """Every value the testbed's constraint takes (all countries of the city questions, say)."""
-    return sorted({value for question in questions for value in testbed.constraint_values(question)})
+def _constraint_names(train_questions: pl.DataFrame, test_questions: pl.DataFrame, testbed: TestbedParameters) -> set[str]:
+    """Every value the testbed's constraint takes, aliases included, normalized (all states of the city
+    questions, say). Compared by normalized equality: "Kuwait City" is a city, not the country "Kuwait"."""
+    rows = [*train_questions.iter_rows(named=True), *test_questions.iter_rows(named=True)]
+    return {normalize_name(value) for row in rows for value in testbed.constraint_values(row)} - {""}
 
 
 def question_file_shots(
@@ -276,13 +280,19 @@ def build_continuation_sets(
     construction: dict[str, Any],
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any], dict[str, Any]]:
     """Keep verified answers, deduplicate, cap per question, select per split (balanced, or capped per
-    class), and write the paper's schema."""
+    class), and write the paper's schema.
+
+    Train and test must keep both classes: an empty one stops the run, naming the stage that emptied it. Val may
+    be empty or hold one class (nothing in the pipelines reads it); that is logged as a warning with the counts
+    and listed under the summary's ``warnings``, never left unsaid.
+    """
     entry = TestbedParameters.parse(testbed, "testbed")
     recipe = ConstructionParameters.parse(construction, "construction")
     by_split = {"train": train_questions.to_dicts(), "test": test_questions.to_dicts()}
     response_field = entry.verification.response_field
     rng = random.Random(f"{recipe.seed}-balance")
     counts = _stage_counts(samples, verified)
+    stages = _split_stages(samples, verified)
     sets: dict[str, list[dict[str, Any]]] = {}
     kept = verified.filter(pl.col("kept")) if verified.height else verified
     for split in SPLITS:
@@ -303,16 +313,33 @@ def build_continuation_sets(
             rows.append(row)
         rows = select_by_class(rows, recipe.splits[split], rng)
         sets[split] = rows
-        counts[f"{split}_kept_correct"] = sum(r["result"] for r in rows)
-        counts[f"{split}_kept_wrong"] = sum(not r["result"] for r in rows)
-    empty = [f"{split} {label}" for split in ("train", "test") for label in ("correct", "wrong") if not counts[f"{split}_kept_{label}"]]
-    if empty:
+        counts[f"{split}_kept_correct"] = stages[split]["kept_correct"] = sum(r["result"] for r in rows)
+        counts[f"{split}_kept_wrong"] = stages[split]["kept_wrong"] = sum(not r["result"] for r in rows)
+    required = {split: _emptied(stages[split], split) for split in ("train", "test")}
+    if any(required.values()):
+        empty = [f"{split} {label}" for split, where in required.items() for label in where]
+        why = "; ".join(f"{split} {label}: {text}" for split, where in required.items() for label, text in where.items())
         raise ConstructionError(
-            f"Testbed construction left no {', no '.join(empty)} answers; per-stage counts: {counts}. "
-            "Sample more (construction.sample_seeds, max_questions_per_split) or use a model that knows more of these facts."
+            f"Testbed construction left no {', no '.join(empty)} answers ({why}); per-stage counts: {counts}, "
+            f"per split: {stages}. Sample more (construction.sample_seeds, max_questions_per_split) or use a model "
+            "that knows more of these facts."
         )
-    summary = {"counts": counts, "free_answer_accuracy": counts["correct"] / max(counts["ok"], 1)}
-    metrics = {name: {"value": float(value), "step": 0} for name, value in {**counts, "free_answer_accuracy": summary["free_answer_accuracy"]}.items()}
+    warnings = _val_warnings(stages["val"], recipe.val_fraction)
+    for warning in warnings:
+        logger.warning("%s", warning)
+    ok = counts["ok"]
+    summary = {
+        "counts": counts,
+        "rejected": _rejections(samples),
+        "by_split": stages,
+        "free_answer_accuracy": counts["correct"] / ok if ok else None,  # undefined without a usable answer
+        "warnings": warnings,
+    }
+    numbers = flatten({key: summary[key] for key in ("counts", "rejected", "by_split")}, drop_undefined=True)
+    numbers = {name.removeprefix("counts."): value for name, value in numbers.items()}  # counts keep their bare names
+    if summary["free_answer_accuracy"] is not None:
+        numbers["free_answer_accuracy"] = summary["free_answer_accuracy"]
+    metrics = {name: {"value": float(value), "step": 0} for name, value in numbers.items()}
     return rows_to_frame(sets["train"]), rows_to_frame(sets["val"]), rows_to_frame(sets["test"]), summary, metrics
 
 
@@ -333,3 +360,65 @@ def _stage_counts(samples: pl.DataFrame, verified: pl.DataFrame) -> dict[str, in
     else:
         counts["confirmed_correct"] = counts["contradicted_wrong"] = 0
     return counts
+
+
+def _rejections(samples: pl.DataFrame) -> dict[str, int | None]:
+    """How many sampled responses each rule rejected (``answers.REJECTIONS``); None for every rule when the
+    samples come from a run that did not record reasons (its ``invalid`` count still holds)."""
+    if "reason" not in samples.columns:
+        return dict.fromkeys(REJECTIONS)
+    found = Counter(reason for reason in samples["reason"].to_list() if reason is not None)
+    unknown = sorted(set(found) - set(REJECTIONS))
+    if unknown:
+        raise ValueError(f"answer_samples: field 'reason' holds {unknown[0]!r}, not one of {list(REJECTIONS)}")
+    return {reason: found.get(reason, 0) for reason in REJECTIONS}
+
+
+def _split_stages(samples: pl.DataFrame, verified: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per split, each class through the stages: usable sampled answers, distinct answers verified, answers the
+    verification kept (right ones confirmed, wrong ones contradicted); the node adds what selection kept."""
+    ok = samples.filter(pl.col("status") == STATUS_OK)
+    stages = {}
+    for split in SPLITS:
+        mine, answers = samples.filter(pl.col("split") == split), ok.filter(pl.col("split") == split)
+        checked = verified.filter(pl.col("split") == split) if verified.height else verified
+        right = int(answers["result"].sum()) if answers.height else 0
+        stages[split] = {
+            "questions": mine.select("index").unique().height,
+            "samples": mine.height,
+            "answers_correct": right,
+            "answers_wrong": answers.height - right,
+            "distinct_correct": checked.filter(pl.col("result")).height if checked.height else 0,
+            "distinct_wrong": checked.filter(~pl.col("result")).height if checked.height else 0,
+            "confirmed_correct": checked.filter(pl.col("result") & pl.col("kept")).height if checked.height else 0,
+            "contradicted_wrong": checked.filter(~pl.col("result") & pl.col("kept")).height if checked.height else 0,
+        }
+    return stages
+
+
+def _emptied(stage: dict[str, int], split: str) -> dict[str, str]:
+    """For each class a split ends without, the stage that emptied it, in words with its counts."""
+    where = {}
+    for label, verified_key, verb in (("correct", "confirmed_correct", "confirmed"), ("wrong", "contradicted_wrong", "contradicted")):
+        if stage[f"kept_{label}"]:
+            continue
+        if not stage["questions"]:
+            where[label] = "the split has no question"
+        elif not stage[f"answers_{label}"]:
+            where[label] = f"none among {stage['samples']} sampled answers"
+        elif not stage[verified_key]:
+            where[label] = f"0 of {stage[f'distinct_{label}']} distinct {label} answers {verb} at verification"
+        else:
+            where[label] = f"{stage[verified_key]} {verb}, none selected by construction.splits.{split}"
+    return where
+
+
+def _val_warnings(stage: dict[str, int], val_fraction: float) -> list[str]:
+    """Val is optional (nothing in the pipelines reads it): an empty class there is a warning, not a stop."""
+    if not val_fraction:
+        return []  # no val asked for (construction.val_fraction 0): empty as requested
+    return [
+        f"continuation_val keeps no {label} answer ({text}; construction.val_fraction {val_fraction}); "
+        f"val per stage: {stage}"
+        for label, text in _emptied(stage, "val").items()
+    ]

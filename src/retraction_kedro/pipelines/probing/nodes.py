@@ -11,9 +11,15 @@ import polars as pl
 import torch
 
 from retraction_kedro.config.parameters import EvidenceParameters, ProbingParameters
-from retraction_kedro.evidence import accuracy_by_layer, auroc_by_layer, flatten, proportions
+from retraction_kedro.evidence import (
+    accuracy_by_layer,
+    auroc_by_layer,
+    balanced_accuracy_by_layer,
+    flatten,
+    proportions,
+)
 from retraction_kedro.pipelines.figures import probe_accuracy_figure
-from retraction_kedro.probes import ProbeSchedule, binary_scores, fit_sklearn_probes, predict, train_probes
+from retraction_kedro.probes import ProbeSchedule, fit_sklearn_probes, predict, train_probes
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +54,18 @@ def train_belief_probes(
         order = list(range(len(y)))
         random.Random(settings.seed).shuffle(order)
         cut = int(len(order) * settings.validation_fraction)
+        if cut == 0:
+            raise ValueError(
+                f"Parameter probing.validation_fraction: {settings.validation_fraction} of {len(y)} truthfulness "
+                "training examples holds none out to choose the epoch on; raise it or add examples"
+            )
         val, fit = sorted(order[:cut]), sorted(order[cut:])
         xv, yv = x[val], y[val]
+    if len(yv) and len(set(yv.tolist())) < 2:  # a choice on one class is defined but weak: said, not hidden
+        logger.warning(
+            "The probes' epoch (sklearn: C) is chosen on %d examples that all have label %d; their balanced accuracy "
+            "is that one class's accuracy", len(yv), int(yv[0]),
+        )  # fmt: skip
     if settings.trainer == "batched":
         schedules = [ProbeSchedule(**s.model_dump()) for s in settings.schedules]
         probes = train_probes(x[fit], y[fit], xv, yv, schedules, settings.batch_size, settings.seed, settings.standardize)
@@ -71,14 +87,16 @@ def _table(layers: torch.Tensor, columns: dict[str, list[Any]]) -> pl.DataFrame:
 def evaluate_on_truthfulness(
     probes: dict[str, torch.Tensor], hidden_test: dict[str, torch.Tensor], index_test: pl.DataFrame, evidence: dict[str, Any]
 ) -> pl.DataFrame:
-    """Per layer on the truthfulness test split: accuracy (Wilson interval), balanced accuracy, AUROC (bootstrap interval)."""
+    """Per layer on the truthfulness test split: accuracy (Wilson interval), balanced accuracy and AUROC (bootstrap
+    intervals); each undefined (None) where its classes are missing, never 0."""
     options = EvidenceParameters.parse(evidence, "evidence")
+    bootstrap = {"seed": options.seed, "resamples": options.resamples}
     x = _checked(hidden_test, index_test, "truthfulness test")
     probability, labels = predict(probes, x), torch.tensor(index_test["label"].to_list())
     return _table(probes["layers"], {
         "accuracy": accuracy_by_layer(probability > 0.5, labels),
-        "balanced_accuracy": binary_scores(probability > 0.5, labels)["balanced_accuracy"].tolist(),
-        "auroc": auroc_by_layer(probability, labels, seed=options.seed, resamples=options.resamples),
+        "balanced_accuracy": balanced_accuracy_by_layer(probability > 0.5, labels, **bootstrap),
+        "auroc": auroc_by_layer(probability, labels, **bootstrap),
     })  # fmt: skip
 
 
