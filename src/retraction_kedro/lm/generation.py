@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -157,6 +158,7 @@ def generate_with_counts(
     if len(done) < len(batches):
         logger.info("%s: %s decoding", desc, path.describe())
     results: list[tuple[str, int] | None] = [None] * len(prompts)
+    start = time.perf_counter()
     for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
         if number in done:
             pairs = done[number]
@@ -179,6 +181,13 @@ def generate_with_counts(
         for index, (text, count) in zip(indices, pairs):
             results[index] = (text, count)
     journal.close()
+    counts = [count for _, count in results]  # type: ignore[misc]
+    seconds = time.perf_counter() - start
+    logger.info(
+        "%s: %d prompts, %d tokens generated (mean %.1f, max %d, %d at the limit of %d) in %.1f s",
+        desc, len(prompts), sum(counts), sum(counts) / len(counts), max(counts),
+        sum(count == settings.max_new_tokens for count in counts), settings.max_new_tokens, seconds,
+    )  # fmt: skip
     return results  # type: ignore[return-value]
 
 
