@@ -135,3 +135,46 @@ def test_more_compiled_decoders_than_dynamos_default_recompile_limit(monkeypatch
     outputs = [decode_static(lm.model, batch_inputs(lm, ids, None, use_cache=True), rule, greedy, "eager", rows=rows)
                for rows in range(2, 12)]  # fmt: skip
     assert all(output == outputs[0] for output in outputs)
+
+
+def _failing_compiled_step(monkeypatch):
+    """A compiled step that fails as Qwen3-MoE's did on an H200 (its CUDA graph would copy from the host)."""
+    from retraction_kedro.lm import static_decoding
+
+    real = static_decoding._decoder
+
+    def decoder(model, rows, length, compile_mode):
+        built = real(model, rows, length, None)
+        if compile_mode is None:
+            return built
+
+        def step(*args):
+            raise RuntimeError("Cannot copy between CPU and CUDA tensors during CUDA graph capture")
+
+        return static_decoding._Decoder(built.cache, step)
+
+    monkeypatch.setattr(static_decoding, "_decoder", decoder)
+
+
+@requires_static
+def test_a_compiled_step_that_cannot_run_falls_back_to_the_loop_under_auto(monkeypatch, caplog):
+    _failing_compiled_step(monkeypatch)
+    lm = tiny_model("llama")
+    expected = generate_with_counts(on(lm, "loop"), chat_prompts(lm), GREEDY, show_progress=False)
+    lm.device = torch.device("cuda")  # where auto picks the compiled path (the weights stay on the CPU)
+    assert decoding_path(lm).compile_mode == "reduce-overhead"
+    with caplog.at_level("WARNING"):
+        assert generate_with_counts(lm, chat_prompts(lm), GREEDY, show_progress=False) == expected
+    assert "the compiled decode step (reduce-overhead) failed: RuntimeError: Cannot copy" in caplog.text
+    later = decoding_path(lm)  # the next call goes straight to the loop, saying why
+    assert not later.static and "compiled decode step failed earlier" in later.reason
+    with pytest.raises(ValueError, match="model.decoding='compiled' cannot run this call: its compiled decode step failed"):
+        decoding_path(on(lm, "compiled"))
+
+
+@requires_static
+def test_a_compiled_step_asked_for_explicitly_fails_in_one_line(monkeypatch):
+    _failing_compiled_step(monkeypatch)
+    lm = on(tiny_model("llama"), "compiled")
+    with pytest.raises(ValueError, match=r"^model.decoding='compiled': the compiled decode step \(inductor\) failed"):
+        generate_with_counts(lm, chat_prompts(lm), GREEDY, show_progress=False)

@@ -18,8 +18,8 @@ from .batching import BatchJournal, fingerprint, plan_batches, progress
 from .decoding import NucleusSampler, StopRule, decode, greedy
 from .interventions import Intervention, attached
 from .loading import LanguageModel
-from .prefix import batch_inputs, plan_prefix, suffix_tokens_needed
-from .static_decoding import decode_static, static_cache_supported
+from .prefix import SharedPrefix, batch_inputs, plan_prefix, suffix_tokens_needed
+from .static_decoding import CompiledStepError, compiled_step_failure, decode_static, static_cache_supported
 
 logger = logging.getLogger(__name__)
 
@@ -163,18 +163,16 @@ def generate_with_counts(
         if number in done:
             pairs = done[number]
         else:
-            with ExitStack() as hooks:  # attached for the prompt pass; the static path takes them off after it
-                hooks.enter_context(attached(lm, interventions))
-                for intervention in interventions:
-                    intervention.start_batch(indices)
-                rows = [ids[i][prefix.length if prefix else 0 :] for i in indices]
-                sampler = None
-                if seeds is not None:
-                    sampler = NucleusSampler([seeds[i] for i in indices], settings.max_new_tokens, settings.temperature, settings.top_p)
-                batch = batch_inputs(lm, rows, prefix, use_cache=True)
-                tokens = path.decode(lm.model, batch, rule, sampler or greedy, sampler, hooks.close, settings.batch_size)
-                for intervention in interventions:
-                    intervention.check_fired()
+            rows = [ids[i][prefix.length if prefix else 0 :] for i in indices]
+            batch_seeds = [seeds[i] for i in indices] if seeds is not None else None
+            try:
+                tokens = _decode_batch(lm, path, indices, rows, prefix, rule, settings, batch_seeds, interventions)
+            except CompiledStepError as error:
+                if lm.spec.decoding != "auto":
+                    raise ValueError(f"model.decoding={lm.spec.decoding!r}: {error}; use 'static', 'loop' or 'auto'") from None
+                path = DecodingPath(False, reason=str(error))
+                logger.warning("%s: %s; this model decodes on the loop from here on", desc, error)
+                tokens = _decode_batch(lm, path, indices, rows, prefix, rule, settings, batch_seeds, interventions)
             texts = lm.tokenizer.batch_decode(tokens, skip_special_tokens=True)
             pairs = [(_trim(text, settings.stop_at_newline), len(row)) for text, row in zip(texts, tokens)]
             journal.record_texts(number, pairs)
@@ -189,6 +187,33 @@ def generate_with_counts(
         sum(count == settings.max_new_tokens for count in counts), settings.max_new_tokens, seconds,
     )  # fmt: skip
     return results  # type: ignore[return-value]
+
+
+def _decode_batch(
+    lm: LanguageModel,
+    path: "DecodingPath",
+    indices: list[int],
+    rows: list[list[int]],
+    prefix: SharedPrefix | None,
+    rule: StopRule,
+    settings: GenerationSettings,
+    seeds: list[int] | None,
+    interventions: Sequence[Intervention],
+) -> list[list[int]]:
+    """Token ids of one batch; the interventions' hooks are attached for its prompt pass (the static path takes
+    them off after it) and must all have fired."""
+    with ExitStack() as hooks:
+        hooks.enter_context(attached(lm, interventions))
+        for intervention in interventions:
+            intervention.start_batch(indices)
+        sampler = None
+        if seeds is not None:
+            sampler = NucleusSampler(seeds, settings.max_new_tokens, settings.temperature, settings.top_p)
+        batch = batch_inputs(lm, rows, prefix, use_cache=True)
+        tokens = path.decode(lm.model, batch, rule, sampler or greedy, sampler, hooks.close, settings.batch_size)
+    for intervention in interventions:
+        intervention.check_fired()
+    return tokens
 
 
 @dataclass(frozen=True)
@@ -223,6 +248,8 @@ def decoding_path(lm: LanguageModel, interventions: Sequence[Intervention] = ())
     if unsupported is None and any(getattr(i, "every_token", False) for i in interventions):
         unsupported = "an intervention acts on every token"
     cuda = lm.device.type == "cuda"
+    if unsupported is None and compiled_step_failure(lm.model) and asked in ("auto", "compiled", "cudagraphs"):
+        unsupported = f"its compiled decode step failed earlier ({compiled_step_failure(lm.model)})"
     if asked == "auto":
         if not cuda:
             return DecodingPath(False)

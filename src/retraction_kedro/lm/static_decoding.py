@@ -27,6 +27,17 @@ from .prefix import PromptBatch
 logger = logging.getLogger(__name__)
 
 LENGTH_BUCKET = 64  # cache lengths are rounded up to a multiple of this: few shapes, few compilations
+FAILED_MARK = "_retraction_compiled_step_failed"  # on a model whose compiled step could not run: why
+
+
+class CompiledStepError(RuntimeError):
+    """The compiled decode step could not be compiled or captured for this model (e.g. a CUDA graph that would copy
+    from the host); the uncompiled paths still run it."""
+
+
+def compiled_step_failure(model: Any) -> str | None:
+    """Why this model's compiled step failed earlier in this process, or None."""
+    return model.__dict__.get(FAILED_MARK)
 
 
 def static_cache_supported(model: Any) -> str | None:
@@ -139,6 +150,16 @@ def decode_static(
                 break
             chosen_rows[:size] = chosen.to(device)
             positions += 1
-            logits = decoder.step(chosen_rows.unsqueeze(1), positions, mask)[:size].clone()
+            try:
+                logits = decoder.step(chosen_rows.unsqueeze(1), positions, mask)[:size].clone()
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as error:
+                if compile_mode is None:
+                    raise
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                model.__dict__[FAILED_MARK] = reason  # compiling (and capturing) happens in the first calls
+                model.__dict__.get("_retraction_static_decoders", {}).clear()
+                raise CompiledStepError(f"the compiled decode step ({compile_mode}) failed: {reason}") from error
         check_cache_length(cache, width + step, "static decoding: the generation steps")
     return [row[:count] for row, count in zip(tokens.tolist(), counts.tolist())]
