@@ -1,6 +1,8 @@
 # Two commands set up a fresh machine (Python 3.11, CPU) and do everything:
 #   make run   - create .venv if missing, install, fetch the embedded model, `kedro run`
 #   make test  - the same set-up and Airflow's own environment (.venv-airflow), then the test suite
+# CI (.ci/run) runs `make test`, then `make test-floor` (the model mechanics at the oldest transformers the project
+# declares) and `make smoke` (the default pipeline from a fresh state, small settings). GPU users: `make check-device`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test benchmark benchmark-default-run viz mlflow-ui
+.PHONY: install run test test-floor smoke check-device benchmark benchmark-default-run viz mlflow-ui
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,35 @@ run: install
 
 test: install $(AIRFLOW_VENV)/.installed
 	AIRFLOW_PYTHON=$(CURDIR)/$(AIRFLOW_VENV)/bin/python $(BIN)/python -m pytest
+
+# The oldest transformers the project declares (pyproject: transformers>=5.2,<6; a test keeps the two equal), in an
+# environment of its own: the model mechanics' oracle tests run there as well as at the version a fresh install gets.
+FLOOR_VENV ?= .venv-floor
+TRANSFORMERS_FLOOR ?= 5.2.0
+
+$(FLOOR_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -c "import torch" 2>/dev/null || $(FLOOR_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(FLOOR_VENV)/bin/python -m pip install --quiet -e . "transformers==$(TRANSFORMERS_FLOOR)" "pytest>=8" "pytest-timeout>=2.3"
+	touch $@
+
+test-floor: $(FLOOR_VENV)/.installed
+	$(FLOOR_VENV)/bin/python -m pytest tests/lm tests/test_doctor.py -m "not embedded" -p no:cacheprovider
+
+# The default pipeline from a fresh state (conf/smoke: the embedded model, dequantized anew, and small settings) in a
+# scratch copy of the project's configuration: nothing of this checkout (data, model cache, MLflow) is read or written.
+smoke: install
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/retraction-smoke-XXXXXX") && \
+	mkdir -p "$$dir/conf/local" "$$dir/src" "$$dir/data/01_raw" && \
+	cp -r conf/base conf/smoke conf/logging*.yml "$$dir/conf/" && cp pyproject.toml "$$dir/" && \
+	cp -r data/01_raw/judge_validation "$$dir/data/01_raw/" && \
+	echo "make smoke: kedro run --env smoke in $$dir" && \
+	cd "$$dir" && $(CURDIR)/$(BIN)/kedro run --env smoke
+
+# The self-check: versions, then the model mechanics' oracle checks on this machine's device and dtypes (GPU: first).
+check-device: install
+	$(BIN)/python -m retraction_kedro.doctor
 
 # All benchmarks (~30-40 min on 2 idle cores), each saving data/08_reporting/benchmarks/<name>.json,
 # then the README's benchmark tables written from those files.

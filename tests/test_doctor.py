@@ -13,9 +13,13 @@ def test_the_self_check_passes_here_and_prints_one_line_per_check(capsys):
     checks = [line for line in out if line[:5].strip() in ("ok", "FAIL", "skip") and "tested range" not in line]
     names = {(line.split()[1], line.split()[2]) for line in checks}
     assert names == {(a, c) for a in ("llama", "mistral") for c in ("generation", "static", "capture", "attention", "steering", "generate")}
-    skipped = [line for line in checks if line.startswith("skip")]
-    assert len(skipped) == 1 and skipped[0].split()[1:3] == ["mistral", "static"] and "sliding-window" in skipped[0]
-    assert out[-1].startswith("11 of 11 checks passed (1 skipped)")
+    skipped = {tuple(line.split()[1:3]): line for line in checks if line.startswith("skip")}
+    assert "sliding-window" in skipped.pop(("mistral", "static"))
+    if skipped:  # a transformers whose StaticCache predates the static path (the floor): the loop runs everything
+        assert "StaticCache has no running length" in skipped.pop(("llama", "static"))
+    assert not skipped and not any(line.startswith("FAIL") for line in checks)
+    ran = len(checks) - sum(line.startswith("skip") for line in checks)
+    assert out[-1].startswith(f"{ran} of {ran} checks passed ({len(checks) - ran} skipped)")
 
 
 def test_a_check_beyond_its_tolerance_fails_the_command(capsys, monkeypatch):
@@ -23,9 +27,9 @@ def test_a_check_beyond_its_tolerance_fails_the_command(capsys, monkeypatch):
     should, so only the comparison with the model's own forward can tell."""
     real = selfcheck.decode
 
-    def shifted(model, batch, rule, choose, on_keep=None):
+    def shifted(model, batch, rule, choose):
         batch.position_ids += 3
-        return real(model, batch, rule, choose, on_keep)
+        return real(model, batch, rule, choose)
 
     monkeypatch.setattr(selfcheck, "decode", shifted)
     assert doctor.main(["--device", "cpu", "--architectures", "llama"]) == 1

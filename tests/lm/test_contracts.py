@@ -107,3 +107,12 @@ def test_the_supported_range_is_the_one_pyproject_declares_and_others_are_refuse
         with pytest.raises(UnsupportedVersionError) as error:
             check_transformers_version(version)
         assert str(error.value).count("\n") == 0 and version in str(error.value)
+
+
+def test_ci_tests_the_floor_the_project_declares():
+    """`make test-floor` installs the oldest transformers of the supported range: the two cannot drift apart."""
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    floor = next(line.split("?=")[1].strip() for line in makefile.splitlines() if line.startswith("TRANSFORMERS_FLOOR"))
+    lowest = SUPPORTED_TRANSFORMERS.split(",")[0].removeprefix(">=")
+    assert Version(floor) == Version(lowest)
+    assert "make test-floor" in (PROJECT_ROOT / ".ci/run").read_text()

@@ -4,6 +4,7 @@ import pytest
 
 from retraction_kedro.lm import GenerationSettings, answer_messages, continuation_prompt, generate_texts
 from retraction_kedro.lm import generation as generation_module
+from retraction_kedro.lm.batching import BatchJournal
 from retraction_kedro.lm.generation import example_seeds, generate_with_counts, sample_texts
 from retraction_kedro.lm.tiny import QUESTIONS, SYSTEM
 
@@ -144,34 +145,36 @@ def test_forced_token_count(tiny_lm):
     )
 
 
-def crash_on_batch(monkeypatch, call: int) -> list[int]:
-    """Make the ``call``-th batch of a generation raise (a simulated crash; 0: never); returns the call log."""
-    real, calls = generation_module.DecodingPath.decode, []
+def crash_after_finishing(monkeypatch, rows: int) -> list[int]:
+    """Make generation raise once ``rows`` examples have finished and been journaled (0: never); returns the
+    examples journaled, as a log."""
+    real, journaled = BatchJournal.record_rows, []
 
-    def decode_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
+    def record_rows(self, results):
+        real(self, results)
+        journaled.extend(results)
+        if rows and len(journaled) >= rows:
             raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(generation_module.DecodingPath, "decode", decode_batch)
-    return calls
+    monkeypatch.setattr(BatchJournal, "record_rows", record_rows)
+    return journaled
 
 
 @pytest.mark.parametrize("do_sample", [False, True])
-def test_resume_skips_finished_batches(tiny_lm, tmp_path, monkeypatch, do_sample):
-    prompts = prompts_for(tiny_lm)
-    settings = GenerationSettings(max_new_tokens=5, batch_size=2, do_sample=do_sample, seed=3)  # 3 batches
+def test_resume_redoes_only_the_examples_that_had_not_finished(tiny_lm, tmp_path, monkeypatch, do_sample):
+    """The unit of resume is one example: a crash in the middle of a batch keeps every example that ended before it."""
+    prompts = many_prompts_for(tiny_lm)[:12]
+    settings = GenerationSettings(max_new_tokens=8, batch_size=8, do_sample=do_sample, seed=3, stop_at_newline=False)
     expected = generate_texts(tiny_lm, prompts, settings, show_progress=False)
 
     with monkeypatch.context() as patch:
-        crash_on_batch(patch, 3)
+        before = crash_after_finishing(patch, 5)
         with pytest.raises(RuntimeError, match="simulated crash"):
             generate_texts(tiny_lm, prompts, settings, resume_dir=tmp_path, show_progress=False)
-    calls = crash_on_batch(monkeypatch, 0)  # counts calls, never crashes
+    after = crash_after_finishing(monkeypatch, 0)  # logs, never crashes
     resumed = generate_texts(tiny_lm, prompts, settings, resume_dir=tmp_path, show_progress=False)
     assert resumed == expected
-    assert len(calls) == 1  # only the batch that crashed was redone
+    assert 5 <= len(before) < len(prompts) and sorted(before + after) == list(range(len(prompts)))  # none redone
     assert not any(tmp_path.iterdir())  # the journal is removed once the work is complete
 
 

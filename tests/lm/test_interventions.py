@@ -151,17 +151,17 @@ def test_a_recording_run_never_takes_batches_from_the_resume_journal(tiny_lm, tm
     prompts = prompts_for(tiny_lm)
     clean = ValuePatch([0], "record")
     generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[clean])
-    record_texts = BatchJournal.record_texts
+    record_rows = BatchJournal.record_rows
 
-    def crash_after_the_first_batch(self, batch, results):
-        record_texts(self, batch, results)
+    def crash_after_the_first_rows(self, results):
+        record_rows(self, results)
         raise RuntimeError("simulated crash")
 
     with monkeypatch.context() as patch:
-        patch.setattr(BatchJournal, "record_texts", crash_after_the_first_batch)
+        patch.setattr(BatchJournal, "record_rows", crash_after_the_first_rows)
         with pytest.raises(RuntimeError, match="simulated crash"):
             generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[ValuePatch([0], "record")])
-    assert any(tmp_path.iterdir())  # the first batch is in the journal
+    assert any(tmp_path.iterdir())  # the first examples are in the journal
     again = ValuePatch([0], "record")
     generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[again])
     assert torch.equal(again.values[0], clean.values[0])  # every row recorded, none taken from the journal

@@ -67,7 +67,7 @@ def test_rows_that_stop_early_end_as_on_the_loop_and_the_others_run_on(lm):
     free = decode(lm.model, batch_inputs(lm, ids, None, use_cache=True), StopRule(none, none, 12), greedy)
     rule = StopRule(torch.tensor(sorted({free[0][2], free[1][6], free[2][9]})), none, 12)
     loop = decode(lm.model, batch_inputs(lm, ids, None, use_cache=True), rule, greedy)
-    static = decode_static(lm.model, batch_inputs(lm, ids, None, use_cache=True), rule, greedy, rows=8)
+    static = decode_static(lm.model, batch_inputs(lm, ids, None, use_cache=True), rule, greedy, slots=8)
     assert static == loop
     assert len({len(row) for row in loop}) >= 3
 
@@ -102,7 +102,7 @@ def test_the_decode_step_compiles_whole(architecture):
     rows = [row[prefix.length :] for row in ids]
     rule = StopRule(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), 6, 6)
     loop = decode(lm.model, batch_inputs(lm, rows, prefix, use_cache=True), rule, greedy)
-    compiled = decode_static(lm.model, batch_inputs(lm, rows, prefix, use_cache=True), rule, greedy, "aot_eager", rows=4)
+    compiled = decode_static(lm.model, batch_inputs(lm, rows, prefix, use_cache=True), rule, greedy, "aot_eager", slots=4)
     assert compiled == loop
 
 
@@ -132,8 +132,8 @@ def test_more_compiled_decoders_than_dynamos_default_recompile_limit(monkeypatch
     lm = tiny_model("llama", layers=1)
     ids = lm.tokenizer(chat_prompts(lm)[:2], add_special_tokens=False)["input_ids"]
     rule = StopRule(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), 2, 2)
-    outputs = [decode_static(lm.model, batch_inputs(lm, ids, None, use_cache=True), rule, greedy, "eager", rows=rows)
-               for rows in range(2, 12)]  # fmt: skip
+    outputs = [decode_static(lm.model, batch_inputs(lm, ids, None, use_cache=True), rule, greedy, "eager", slots=slots)
+               for slots in range(2, 12)]  # fmt: skip
     assert all(output == outputs[0] for output in outputs)
 
 

@@ -79,6 +79,31 @@ class BatchJournal:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def finished_rows(self) -> dict[int, Any]:
+        """Results of the examples already finished, by input row."""
+        if not self.path or not self._texts.exists():
+            return {}
+        done: dict[int, Any] = {}
+        with self._texts.open() as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash: those rows are redone
+                    continue
+                done.update({int(row): tuple(result) for row, result in record["rows"].items()})
+        if done:
+            logger.info("Resuming from %s: %d examples already done", self.path, len(done))
+        return done
+
+    def record_rows(self, results: dict[int, Any]) -> None:
+        """Append the results of examples that just finished (one line, fsynced)."""
+        if not self.path or not results:
+            return
+        with self._texts.open("a") as handle:
+            handle.write(json.dumps({"rows": {str(row): result for row, result in results.items()}}) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
     def finished_tensors(self) -> dict[int, torch.Tensor]:
         if not self.path:
             return {}
@@ -105,9 +130,18 @@ class BatchJournal:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def progress(iterable: Iterable, total: int, desc: str, enabled: bool = True) -> Iterable:
+def progress(total: int, desc: str, enabled: bool = True, initial: int = 0, unit: str = "example") -> Any:
+    """A progress bar counted in examples (rate and time left), advanced with ``update(n)``; a no-op when disabled."""
     if not enabled:
-        return iterable
+        return _NoProgress()
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit="batch", mininterval=2.0)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, mininterval=2.0, smoothing=0.1)
+
+
+class _NoProgress:
+    def update(self, count: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

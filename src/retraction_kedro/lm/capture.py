@@ -91,13 +91,14 @@ def capture_hidden_states(
     with attached(lm, interventions):  # attached first: capture hooks then see the intervened stream
         handles = [modules[layer].register_forward_hook(make_hook(layer)) for layer in chosen]
         try:
-            for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
+            bar = progress(len(prompts), desc, show_progress, initial=sum(len(batches[number]) for number in done))
+            for number, indices in enumerate(batches):
                 if number not in done:
-                    for intervention in interventions:
-                        intervention.start_batch(indices)
                     captured.clear()
                     rows = [ids[i][prefix.length if prefix else 0 :] for i in indices]
                     batch = batch_inputs(lm, rows, prefix, use_cache=False)
+                    for intervention in interventions:
+                        intervention.start_batch(indices, batch.attention_mask)
                     with torch.inference_mode():
                         run_stack(stack, **batch.forward_kwargs(stack))
                     if batch.cache is not None:
@@ -106,9 +107,11 @@ def capture_hidden_states(
                         intervention.check_fired(up_to_layer=chosen[-1])
                     done[number] = torch.stack([captured[layer] for layer in chosen], dim=1)
                     journal.record_tensor(number, done[number])
+                    bar.update(len(indices))
                 result[indices] = done.pop(number)
         finally:
             for handle in handles:
                 handle.remove()
+            bar.close()
     journal.close()
     return result

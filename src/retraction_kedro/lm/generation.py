@@ -6,8 +6,8 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -15,15 +15,15 @@ from typing import Any
 import torch
 
 from .batching import BatchJournal, fingerprint, plan_batches, progress
-from .decoding import NucleusSampler, StopRule, decode, greedy
+from .decoding import NucleusSampler, StopRule, decode_stream, greedy, supports_refill
 from .interventions import Intervention, attached
 from .loading import LanguageModel
-from .prefix import SharedPrefix, batch_inputs, plan_prefix, suffix_tokens_needed
+from .prefix import PromptBatch, batch_inputs, plan_prefix, suffix_tokens_needed
 from .static_decoding import CompiledStepError, compiled_step_failure, decode_static, static_cache_supported
 
 logger = logging.getLogger(__name__)
 
-SAMPLING_SCHEME = "per-example-v1"  # in the journal key: journals of another scheme hold other samples
+SAMPLING_SCHEME = "per-example-v2"  # in the journal key: journals of another scheme hold other samples or another format
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,8 @@ def generate_with_counts(
     (steering, patching) are hooked in for this call only and are part of the resume journal's key.
     With ``share_prefix`` the prompts' common token prefix runs once (see ``prefix``); an
     intervention without a prompt ``position`` turns sharing off. ``seeds``: each example's sampling
-    seed, given (see :func:`sample_texts`) instead of drawn from ``settings.seed``.
+    seed, given (see :func:`sample_texts`) instead of drawn from ``settings.seed``. Finished
+    examples go to the resume journal as they end, so a rerun after a crash redoes only the others.
     """
     prompts = list(prompts)
     if not prompts:
@@ -138,7 +139,6 @@ def generate_with_counts(
     if seeds is not None and len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} sampling seeds for {len(prompts)} prompts")
     ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    batches = plan_batches([len(row) for row in ids], settings.batch_size)
     given = [list(seeds)] if seeds is not None else []  # in the journal key only when given
     key = fingerprint(lm.spec, asdict(settings), prompts, [i.key() for i in interventions], SAMPLING_SCHEME, *given)
     if settings.do_sample:
@@ -146,79 +146,67 @@ def generate_with_counts(
     else:
         seeds = None
     journal = BatchJournal(resume_dir, "generate", key)
-    done = {} if any(i.records for i in interventions) else journal.finished_texts()
-    positions = [getattr(i, "position", None) for i in interventions]
-    prefix = None
-    if len(done) < len(batches) and None not in positions:
-        prefix = plan_prefix(lm, ids, suffix_tokens_needed(positions), settings.share_prefix)  # before the hooks attach
-    if prefix is not None:
-        logger.info("%s: the %d prompts share a prefix of %d tokens, run once", desc, len(prompts), prefix.length)
-    rule = stop_rule(lm, settings)
-    path = decoding_path(lm, interventions)
-    if len(done) < len(batches):
-        logger.info("%s: %s decoding", desc, path.describe())
-    results: list[tuple[str, int] | None] = [None] * len(prompts)
+    results: dict[int, tuple[str, int]] = {} if any(i.records for i in interventions) else journal.finished_rows()
+    order = [row for batch in plan_batches([len(row) for row in ids], settings.batch_size) for row in batch]
+    pending = [row for row in order if row not in results]
+    bar = progress(len(prompts), desc, show_progress, initial=len(results))
     start = time.perf_counter()
-    for number, indices in progress(enumerate(batches), len(batches), desc, show_progress):
-        if number in done:
-            pairs = done[number]
-        else:
-            rows = [ids[i][prefix.length if prefix else 0 :] for i in indices]
-            batch_seeds = [seeds[i] for i in indices] if seeds is not None else None
-            try:
-                tokens = _decode_batch(lm, path, indices, rows, prefix, rule, settings, batch_seeds, interventions)
-            except CompiledStepError as error:
-                if lm.spec.decoding != "auto":
-                    raise ValueError(f"model.decoding={lm.spec.decoding!r}: {error}; use 'static', 'loop' or 'auto'") from None
-                path = DecodingPath(False, reason=str(error))
-                logger.warning("%s: %s; this model decodes on the loop from here on", desc, error)
-                tokens = _decode_batch(lm, path, indices, rows, prefix, rule, settings, batch_seeds, interventions)
-            texts = lm.tokenizer.batch_decode(tokens, skip_special_tokens=True)
-            pairs = [(_trim(text, settings.stop_at_newline), len(row)) for text, row in zip(texts, tokens)]
-            journal.record_texts(number, pairs)
-        for index, (text, count) in zip(indices, pairs):
-            results[index] = (text, count)
+
+    def finish(done: list[tuple[int, list[int]]]) -> None:
+        texts = lm.tokenizer.batch_decode([tokens for _, tokens in done], skip_special_tokens=True)
+        pairs = {row: (_trim(text, settings.stop_at_newline), len(tokens)) for (row, tokens), text in zip(done, texts)}
+        results.update(pairs)
+        journal.record_rows(pairs)
+        bar.update(len(pairs))
+
+    if pending:
+        positions = [getattr(i, "position", None) for i in interventions]
+        prefix = None
+        if None not in positions:  # before the hooks attach
+            prefix = plan_prefix(lm, [ids[row] for row in pending], suffix_tokens_needed(positions), settings.share_prefix)
+        if prefix is not None:
+            logger.info("%s: the %d prompts share a prefix of %d tokens, run once", desc, len(pending), prefix.length)
+        rule = stop_rule(lm, settings)
+        sampler = NucleusSampler(seeds, settings.max_new_tokens, settings.temperature, settings.top_p) if seeds else None
+        path = decoding_path(lm, interventions)
+        logger.info("%s: %s decoding", desc, path.describe())
+
+        def make_batch(rows: list[int]) -> PromptBatch:
+            return batch_inputs(lm, [ids[row][prefix.length if prefix else 0 :] for row in rows], prefix, use_cache=True)
+
+        try:
+            path.run(lm, pending, make_batch, rule, sampler or greedy, settings.batch_size, finish, interventions)
+        except CompiledStepError as error:
+            if lm.spec.decoding != "auto":
+                raise ValueError(f"model.decoding={lm.spec.decoding!r}: {error}; use 'static', 'loop' or 'auto'") from None
+            logger.warning("%s: %s; this model decodes on the loop from here on", desc, error)
+            rest = [row for row in pending if row not in results]
+            DecodingPath(False).run(lm, rest, make_batch, rule, sampler or greedy, settings.batch_size, finish, interventions)
+    bar.close()
     journal.close()
-    counts = [count for _, count in results]  # type: ignore[misc]
-    seconds = time.perf_counter() - start
+    counts = [results[row][1] for row in range(len(prompts))]
     logger.info(
         "%s: %d prompts, %d tokens generated (mean %.1f, max %d, %d at the limit of %d) in %.1f s",
         desc, len(prompts), sum(counts), sum(counts) / len(counts), max(counts),
-        sum(count == settings.max_new_tokens for count in counts), settings.max_new_tokens, seconds,
+        sum(count == settings.max_new_tokens for count in counts), settings.max_new_tokens, time.perf_counter() - start,
     )  # fmt: skip
-    return results  # type: ignore[return-value]
+    return [results[row] for row in range(len(prompts))]
 
 
-def _decode_batch(
-    lm: LanguageModel,
-    path: "DecodingPath",
-    indices: list[int],
-    rows: list[list[int]],
-    prefix: SharedPrefix | None,
-    rule: StopRule,
-    settings: GenerationSettings,
-    seeds: list[int] | None,
-    interventions: Sequence[Intervention],
-) -> list[list[int]]:
-    """Token ids of one batch; the interventions' hooks are attached for its prompt pass (the static path takes
-    them off after it) and must all have fired."""
-    with ExitStack() as hooks:
-        hooks.enter_context(attached(lm, interventions))
-        for intervention in interventions:
-            intervention.start_batch(indices)
-        sampler = None
-        if seeds is not None:
-            sampler = NucleusSampler(seeds, settings.max_new_tokens, settings.temperature, settings.top_p)
-        batch = batch_inputs(lm, rows, prefix, use_cache=True)
-        tokens = path.decode(lm.model, batch, rule, sampler or greedy, sampler, hooks.close, settings.batch_size)
+@contextmanager
+def _prompt_pass(rows: list[int], batch: PromptBatch, interventions: Sequence[Intervention]) -> Iterator[None]:
+    """The interventions see which input rows this prompt pass runs (and which keys are real), and each must act on it."""
+    for intervention in interventions:
+        intervention.start_batch(rows, batch.attention_mask)
+    yield
     for intervention in interventions:
         intervention.check_fired()
-    return tokens
 
 
 @dataclass(frozen=True)
 class DecodingPath:
-    """Which decoder runs a call: the bare loop, or the static cache (``compile_mode``: its compiled step)."""
+    """Which decoder runs a call: the loop (continuous batching), or the static cache (``compile_mode``: its compiled
+    step) in plain batches."""
 
     static: bool
     compile_mode: str | None = None
@@ -228,10 +216,25 @@ class DecodingPath:
         name = "static-cache" + (f", compiled ({self.compile_mode})" if self.compile_mode else "") if self.static else "loop"
         return name + (f" ({self.reason})" if self.reason else "")
 
-    def decode(self, model, batch, rule, choose, sampler, after_prompt, rows) -> list[list[int]]:
-        if self.static:
-            return decode_static(model, batch, rule, choose, self.compile_mode, after_prompt, rows)
-        return decode(model, batch, rule, choose, on_keep=sampler.keep if sampler is not None else None)
+    def run(self, lm, rows, make_batch, rule, choose, batch_size, finish, interventions) -> None:
+        """Generate for input ``rows`` (in this order), handing each finished row's tokens to ``finish``."""
+        if not self.static:
+            with attached(lm, interventions):  # every-token steering acts on the decode steps too
+                decode_stream(
+                    lm.model, rows, make_batch, rule, choose, batch_size, finish,
+                    prompt_pass=lambda group, batch: _prompt_pass(group, batch, interventions),
+                    on_steps=lambda running: [i.start_steps(running) for i in interventions],
+                    refill=supports_refill(lm.model),
+                )  # fmt: skip
+            return
+        for first in range(0, len(rows), batch_size):
+            group = list(rows[first : first + batch_size])
+            batch = make_batch(group)
+            with ExitStack() as hooks:  # attached for the prompt pass; the static path takes them off after it
+                hooks.enter_context(attached(lm, interventions))
+                hooks.enter_context(_prompt_pass(group, batch, interventions))
+                tokens = decode_static(lm.model, batch, rule, choose, self.compile_mode, hooks.close, batch_size, group)
+            finish(list(zip(group, tokens)))
 
 
 def decoding_path(lm: LanguageModel, interventions: Sequence[Intervention] = ()) -> DecodingPath:

@@ -43,6 +43,7 @@ class Intervention:
     def __init__(self) -> None:
         self._handles: list[Any] = []
         self.rows: list[int] = []
+        self.key_mask: torch.Tensor | None = None
         self.fired: set[int] = set()  # layers whose hook ran since the batch started
 
     def key(self) -> Any:
@@ -68,9 +69,14 @@ class Intervention:
             handle.remove()
         self._handles = []
 
-    def start_batch(self, rows: Sequence[int]) -> None:
+    def start_batch(self, rows: Sequence[int], key_mask: torch.Tensor | None = None) -> None:
+        """A prompt pass of input ``rows`` begins; ``key_mask`` [rows, keys] marks each row's real (unpadded) keys."""
         self.rows = list(rows)
+        self.key_mask = key_mask
         self.fired = set()
+
+    def start_steps(self, rows: torch.Tensor) -> None:
+        """The decode steps from now on run input ``rows`` (one per batch slot); per-row state follows them."""
 
     def layers_acted_on(self) -> list[int]:
         raise NotImplementedError
@@ -252,21 +258,32 @@ class AttentionPatch(Intervention):
             return weights
         self.fired.add(layer)
         store = self.weights.setdefault(layer, {})
-        if self.mode == "record":
+        keys = self._real_keys(weights)
+        if self.mode == "record":  # each row's weights over its real keys: independent of the batch it ran in
             for slot, row in enumerate(self.rows):
-                store[row] = weights[slot, :, self.position, :].detach().to("cpu", torch.float32)
+                store[row] = weights[slot, :, self.position][:, keys[slot]].detach().to("cpu", torch.float32)
             return weights
         patched = weights.clone()
-        heads = self.heads.get(layer, []) if self.heads is not None else slice(None)
+        heads = torch.tensor(self.heads.get(layer, []) if self.heads is not None else range(weights.shape[1]), dtype=torch.long)
         for slot, row in enumerate(self.rows):
             recorded = store[row]
-            if recorded.shape[-1] != weights.shape[-1]:
+            if recorded.shape[-1] != int(keys[slot].sum()):
                 raise ValueError(
                     f"recorded attention of row {row} covers {recorded.shape[-1]} keys but this run has "
-                    f"{weights.shape[-1]}: patch the same prompts with the same batch size"
+                    f"{int(keys[slot].sum())}: patch the same prompts (with the same suffix)"
                 )
-            patched[slot, heads, self.position, :] = recorded[heads].to(weights.device, weights.dtype)
+            columns = keys[slot].nonzero().squeeze(1)
+            query = patched[slot, :, self.position]  # [heads, keys], a view
+            query[heads.to(query.device).unsqueeze(1), columns.unsqueeze(0)] = recorded[heads].to(weights.device, weights.dtype)
         return patched
+
+    def _real_keys(self, weights: torch.Tensor) -> torch.Tensor:
+        """[rows, keys] bool: the keys that are tokens of each row (its prefix and prompt), not padding."""
+        if self.key_mask is None:
+            return torch.ones(weights.shape[0], weights.shape[-1], dtype=torch.bool, device=weights.device)
+        if self.key_mask.shape != (weights.shape[0], weights.shape[-1]):
+            raise ValueError(f"the key mask {tuple(self.key_mask.shape)} does not fit the attention weights {tuple(weights.shape)}")
+        return self.key_mask.to(weights.device).bool()
 
 
 def top_changed_heads(

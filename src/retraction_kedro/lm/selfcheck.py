@@ -65,8 +65,8 @@ def _teacher_forced_error(lm: LanguageModel, prompts: list[str], run: Callable) 
     ids = lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]
     seen: list[torch.Tensor] = []
 
-    def choose(logits: torch.Tensor, step: int) -> torch.Tensor:
-        seen.append(logits.detach().float().cpu())
+    def choose(logits: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        seen.append(logits.detach().float().cpu())  # every row runs every step, in input order: [rows, vocab]
         return logits.argmax(-1)
 
     none = torch.tensor([], dtype=torch.long)
@@ -99,7 +99,7 @@ def check_generation(lm: LanguageModel, prompts: list[str], tolerance: float) ->
 def check_static(lm: LanguageModel, prompts: list[str], tolerance: float, compile_mode: str | None) -> tuple[float, str]:
     def run(ids, rule, choose):
         batch, prefix = _prefix_batch(lm, ids)
-        return decode_static(lm.model, batch, rule, choose, compile_mode, rows=len(ids) + 1)
+        return decode_static(lm.model, batch, rule, choose, compile_mode, slots=len(ids) + 1)
 
     error, rows = _teacher_forced_error(lm, prompts, run)
     how = f"compiled ({compile_mode})" if compile_mode else "uncompiled"

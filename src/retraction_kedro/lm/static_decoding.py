@@ -14,14 +14,14 @@ float noise), and a row's tokens after its stop token are dropped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .contracts import check_cache_length, with_cache
-from .decoding import StopRule
+from .decoding import Chooser, StopRule
 from .prefix import PromptBatch
 
 logger = logging.getLogger(__name__)
@@ -95,22 +95,25 @@ def decode_static(
     model: Any,
     batch: PromptBatch,
     rule: StopRule,
-    choose: Callable[[torch.Tensor, int], torch.Tensor],
+    choose: Chooser,
     compile_mode: str | None = None,
     after_prompt: Callable[[], None] | None = None,
-    rows: int | None = None,
+    slots: int | None = None,
+    inputs: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Generated token ids per row of ``batch`` (as ``decoding.decode``), on a static cache.
 
     The prompt pass is the loop's own (the batch's dynamic cache, real rows only); its keys and
-    values then move into the static cache, padded to ``rows`` rows, so that every batch of a call
+    values then move into the static cache, padded to ``slots`` rows, so that every batch of a call
     shares one compiled step. ``after_prompt`` runs after the prompt pass (the caller takes its
-    hook-based interventions off there: decode steps run without them).
+    hook-based interventions off there: decode steps run without them). ``inputs``: each row's input
+    index, which ``choose`` sees (a sampler draws that input's uniforms).
     """
     if batch.cache is None:
         raise ValueError("decode_static needs a batch with a KV cache (batch_inputs(..., use_cache=True))")
     size, width = batch.attention_mask.shape
-    rows = max(rows or size, size)
+    rows = max(slots or size, size)
+    inputs = torch.tensor(list(inputs) if inputs is not None else range(size))
     length = -(-(width + rule.max_new_tokens) // LENGTH_BUCKET) * LENGTH_BUCKET
     decoder = _decoder(model, rows, length, compile_mode)
     device = batch.input_ids.device
@@ -137,7 +140,7 @@ def decode_static(
         for step in range(rule.max_new_tokens):
             if step < rule.min_new_tokens:
                 logits[:, eos] = float("-inf")
-            chosen = choose(logits, step)
+            chosen = choose(logits, inputs, torch.full((size,), step))
             host = chosen.cpu()
             tokens[alive, step] = host[alive]
             if step + 1 == rule.max_new_tokens:
