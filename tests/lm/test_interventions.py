@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from retraction_kedro.lm import GenerationSettings, Steering, ValuePatch, capture_hidden_states, generate_texts
+from retraction_kedro.lm import GenerationSettings, RowSteering, Steering, ValuePatch, capture_hidden_states, generate_texts
 from retraction_kedro.lm.batching import BatchJournal
 
 from .test_generation import prompts_for
@@ -165,3 +165,32 @@ def test_a_recording_run_never_takes_batches_from_the_resume_journal(tiny_lm, tm
     again = ValuePatch([0], "record")
     generate_texts(tiny_lm, prompts, GREEDY, resume_dir=tmp_path, show_progress=False, interventions=[again])
     assert torch.equal(again.values[0], clean.values[0])  # every row recorded, none taken from the journal
+
+
+@pytest.mark.parametrize("every_token", [False, True])
+def test_row_steering_gives_each_row_what_its_own_call_gives(tiny_lm, every_token):
+    """Settings that differ only in their vectors share one call and its batches (rows of different settings side by
+    side, entering as others finish); each row's text is what a call of its setting alone gives."""
+    prompts = prompts_for(tiny_lm)
+    v, w = directions(tiny_lm), directions(tiny_lm, seed=1)
+    settings = [Steering(v, [1], 4.0, every_token), Steering(w, [0, 2], -3.0, every_token), None]
+    alone = [generate_texts(tiny_lm, prompts, GREEDY, show_progress=False, interventions=[s] if s else []) for s in settings]
+    per_row = [setting for setting in settings for _ in prompts]
+    together = generate_texts(tiny_lm, prompts * len(settings), GREEDY, show_progress=False, interventions=[RowSteering(per_row)])
+    assert together == alone[0] + alone[1] + alone[2]
+    assert len({tuple(texts) for texts in alone}) == 3  # the settings really differ
+
+
+def test_row_steering_in_capture_and_its_refusals(tiny_lm):
+    prompts = prompts_for(tiny_lm)
+    v = directions(tiny_lm)
+    steered = capture_hidden_states(tiny_lm, prompts, show_progress=False, interventions=[Steering(v, [1], 2.0)])
+    plain = capture_hidden_states(tiny_lm, prompts, show_progress=False)
+    mixed = capture_hidden_states(tiny_lm, prompts * 2, batch_size=3, show_progress=False,
+                                  interventions=[RowSteering([Steering(v, [1], 2.0)] * 5 + [None] * 5)])  # fmt: skip
+    expected = torch.cat([steered, plain])
+    assert ((mixed - expected).norm(dim=-1) / expected.norm(dim=-1)).max() < 1e-5
+    with pytest.raises(ValueError, match="ablation"):
+        RowSteering([Steering(v, [1], 0.0, ablate=True)])
+    with pytest.raises(ValueError, match="same position"):
+        RowSteering([Steering(v, [1], 1.0), Steering(v, [1], 1.0, position=-2)])

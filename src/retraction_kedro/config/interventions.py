@@ -127,7 +127,11 @@ class InterventionConfig(Parameters):
 
 
 class SweepParameters(Parameters):
-    """The dose-response sweep: every band x alpha (both signs) x direction, on ``split``."""
+    """The dose-response sweep: every band x direction x sign climbs the alphas in turn, on ``split``.
+
+    A ladder (one band, direction and sign) stops after the first alpha whose well-formed share falls below
+    ``min_well_formed`` x the unsteered run's: the choice rule takes a setting only when it and every smaller
+    alpha of its ladder keep that bound, so the alphas above cannot be chosen, and are not run."""
 
     split: Literal["train", "test"] = "train"
     max_examples: int | None = Field(None, ge=1)  # a seeded sample of the split, for time
@@ -152,7 +156,18 @@ class SweepParameters(Parameters):
             raise ValueError("alphas are magnitudes (> 0); both signs run")
         return sorted(value)
 
+    def ladders(self) -> list[list[SteeringSetting]]:
+        """Per direction, band and sign, its settings by ascending |alpha|."""
+        return [
+            [SteeringSetting(layers=band, alpha=sign * alpha, scale=self.scale, direction=direction,
+                             direction_layer=self.direction_layer) for alpha in self.alphas]  # fmt: skip
+            for direction in self.directions
+            for band in self.bands
+            for sign in (-1, 1)
+        ]
+
     def settings(self) -> list[SteeringSetting]:
+        """Every setting a full sweep would run, in the order that breaks the choice rule's ties."""
         return [
             SteeringSetting(layers=band, alpha=sign * alpha, scale=self.scale, direction=direction, direction_layer=self.direction_layer)
             for direction in self.directions

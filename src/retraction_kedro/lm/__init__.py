@@ -11,7 +11,7 @@ check_transformers_version()  # before anything relies on the installed transfor
 from .capture import capture_hidden_states
 from .finetuning import FineTuneResult, LoraSettings, completion_features, fine_tune_lora, sft_features
 from .generation import GenerationSettings, generate_texts, generate_with_counts, sample_texts
-from .interventions import AttentionPatch, Intervention, Steering, ValuePatch, top_changed_heads
+from .interventions import AttentionPatch, Intervention, RowSteering, Steering, ValuePatch, top_changed_heads
 from .loading import (
     EMBEDDED_MODEL_ID,
     LanguageModel,
@@ -50,6 +50,7 @@ __all__ = [
     "sample_texts",
     "AttentionPatch",
     "Intervention",
+    "RowSteering",
     "Steering",
     "ValuePatch",
     "load_language_model",

@@ -159,6 +159,73 @@ class Steering(Intervention):
         return hook
 
 
+class RowSteering(Intervention):
+    """Steering that differs by input row: row ``i`` is steered as ``per_row[i]`` (a :class:`Steering`, or None:
+    not steered). Settings that differ only in their vectors run as one call, so their rows share batches.
+
+    Every row's steering acts at the same prompt ``position`` and, with ``every_token``, on every generated
+    token; ablation is not supported here (run it as a :class:`Steering` of its own).
+    """
+
+    def __init__(self, per_row: Sequence[Steering | None]):
+        super().__init__()
+        steerings = [s for s in per_row if s is not None]
+        if not steerings:
+            raise ValueError("RowSteering needs at least one steered row")
+        if any(s.ablate for s in steerings):
+            raise ValueError("RowSteering adds vectors; run an ablation as a Steering of its own")
+        if len({(s.position, s.every_token) for s in steerings}) > 1:
+            raise ValueError("every row's steering must act at the same position, and on every token or not")
+        self.per_row = list(per_row)
+        self.position, self.every_token = steerings[0].position, steerings[0].every_token
+        self.layers = sorted({layer for s in steerings for layer in s.layers})
+        self._prompt: dict[int, torch.Tensor] = {}
+        self._steps: dict[int, torch.Tensor] = {}
+
+    def key(self) -> Any:
+        distinct = {id(s): s for s in self.per_row if s is not None}
+        index = {key: number for number, key in enumerate(distinct)}
+        return ["row_steering", [s.key() for s in distinct.values()], [index.get(id(s)) for s in self.per_row]]
+
+    def layers_acted_on(self) -> list[int]:
+        return self.layers
+
+    def _vectors(self, rows: Sequence[int]) -> dict[int, torch.Tensor]:
+        """Per steered layer, the vector added to each of ``rows`` ([rows, hidden]; zero where a row is not steered there)."""
+        steerings = [self.per_row[row] for row in rows]
+        hidden = next(s for s in self.per_row if s is not None).directions.shape[1]
+        vectors = {}
+        for layer in self.layers:
+            vectors[layer] = torch.stack([
+                s.alpha * s.directions[layer].float() if s is not None and layer in s.layers else torch.zeros(hidden)
+                for s in steerings
+            ])  # fmt: skip
+        return vectors
+
+    def start_batch(self, rows: Sequence[int], key_mask: torch.Tensor | None = None) -> None:
+        super().start_batch(rows, key_mask)
+        self._prompt = self._vectors(rows)
+
+    def start_steps(self, rows: torch.Tensor) -> None:
+        if self.every_token and len(rows):
+            self._steps = self._vectors(rows.tolist())
+
+    def hooks(self, model: Any) -> list[tuple[int, torch.nn.Module, Any]]:
+        modules = decoder_layers(model)
+        return [(layer, modules[layer], self._hook(layer)) for layer in self.layers]
+
+    def _hook(self, layer: int):
+        def hook(module, args, output):
+            hidden = layer_hidden(output)
+            if hidden.shape[1] > 1:
+                hidden[:, self.position, :] += self._prompt[layer].to(hidden.device, hidden.dtype)
+            elif self.every_token:
+                hidden[:, -1, :] += self._steps[layer].to(hidden.device, hidden.dtype)
+            return output
+
+        return hook
+
+
 class ValuePatch(Intervention):
     """Record (``mode='record'``) or overwrite (``mode='patch'``) the value vectors at prompt ``position``.
 

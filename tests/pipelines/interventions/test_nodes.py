@@ -184,3 +184,49 @@ def test_the_sweep_runs_every_setting_on_its_split_and_chooses_by_the_written_ru
     )
     _, choice = nodes.summarize_steering_sweep(judged, SETTINGS, EVIDENCE)
     assert SteeringSetting.parse(choice["setting"], "choice").name == best  # broken text does not count
+
+
+LADDER = {**SETTINGS, "sweep": {**SETTINGS["sweep"], "alphas": [0.5, 1.0, 2.0], "bands": [BAND], "directions": ["mean_difference"]}}
+
+
+def test_a_ladder_stops_above_the_first_alpha_that_breaks_the_text(vectors_and_probes, monkeypatch):
+    """Each band, direction and sign climbs the alphas; a rung under the well-formed bound is the ladder's last.
+    The other ladder climbs on; every rung of a round ran in one generation call."""
+    directions, probes = vectors_and_probes
+    calls = []
+    real_run = runs.ContinuationRuns.run_steered
+
+    def counted(self, steered, desc, suffix=""):
+        calls.append([name for name, _, _ in steered])
+        return real_run(self, steered, desc, suffix)
+
+    monkeypatch.setattr(runs.ContinuationRuns, "run_steered", counted)
+    broken = "mean_difference 0-1 -1 relative"  # the negative ladder's second rung
+    monkeypatch.setattr(nodes, "_well_formed_share", lambda rows: 0.0 if rows and rows[0]["configuration"] == broken else 1.0)
+    train = continuations()
+    table = nodes.run_steering_sweep(train, train, train.head(0), train.head(0), directions, probes, model_params(2), LADDER, ACTIVATIONS, RUNTIME)
+    ran = set(table["configuration"].to_list())
+    assert calls == [["mean_difference 0-1 -0.5 relative", "mean_difference 0-1 +0.5 relative"],
+                     [broken, "mean_difference 0-1 +1 relative"], ["mean_difference 0-1 +2 relative"]]  # fmt: skip
+    assert "mean_difference 0-1 -2 relative" not in ran and broken in ran
+
+
+def test_the_choice_needs_every_smaller_alpha_of_the_ladder_well_formed(vectors_and_probes, monkeypatch):
+    """A setting above a broken rung is not eligible even if its own text reads well (rare: the ladder does not run it);
+    settings a ladder stopped before are listed as not run."""
+    directions, probes = vectors_and_probes
+    monkeypatch.setattr(nodes, "_well_formed_share", lambda rows: 1.0)  # every ladder climbs to the top
+    train = continuations()
+    table = nodes.run_steering_sweep(train, train, train.head(0), train.head(0), directions, probes, model_params(2), LADDER, ACTIVATIONS, RUNTIME)
+    low, high = "mean_difference 0-1 -0.5 relative", "mean_difference 0-1 -1 relative"
+    wrong = ~pl.col("result")
+    judged = _judge(table).with_columns(pl.lit(False).alias("retracted"), pl.lit(True).alias("well_formed"))
+    judged = judged.with_columns(
+        pl.when((pl.col("configuration") == high) & wrong).then(True).otherwise(pl.col("retracted")).alias("retracted"),
+        pl.when(pl.col("configuration") == low).then(False).otherwise(pl.col("well_formed")).alias("well_formed"),
+    )
+    judged = judged.filter(pl.col("configuration") != "mean_difference 0-1 -2 relative")  # as if the ladder stopped there
+    sweep, choice = nodes.summarize_steering_sweep(judged, LADDER, EVIDENCE)
+    assert choice["setting"] is None  # -0.5 broke the text; -1 above it cannot be chosen, however much it retracts
+    assert choice["not_run"] == ["mean_difference 0-1 -2 relative"]
+    assert sweep["configuration"].to_list()[0] == nodes.SWEEP_BASELINE and sweep.height == 1 + 5

@@ -16,6 +16,7 @@ import torch
 from retraction_kedro.config.interventions import InterventionParameters, SteeringSetting
 from retraction_kedro.config.parameters import ActivationParameters, EvidenceParameters, ModelParameters, RuntimeParameters
 from retraction_kedro.pipelines.evaluation.nodes import compare_runs, judged_metrics, mlflow_metrics
+from retraction_kedro.pipelines.evaluation.well_formed import well_formed
 
 from .factory import SteeringVectors
 from .runs import ContinuationRuns, run_configurations
@@ -83,8 +84,10 @@ def run_steering_sweep(
     activations: dict[str, Any],
     runtime: dict[str, Any],
 ) -> pl.DataFrame:
-    """The sweep's continuations (``sweep.split``, at most ``sweep.max_examples`` of them) under every
-    band x signed alpha x direction, and unsteered (``sweep_none``)."""
+    """The sweep's continuations (``sweep.split``, at most ``sweep.max_examples`` of them), unsteered
+    (``sweep_none``) and up each ladder (band x direction x sign) one alpha at a time: every ladder's next
+    setting runs in one generation call, and a ladder stops after the setting whose well-formed share falls
+    below the choice rule's bound (``SweepParameters``)."""
     settings = InterventionParameters.parse(interventions, "interventions")
     sweep = settings.sweep
     continuations, unsteered_responses = (continuation_train, unsteered_train) if sweep.split == "train" else (continuation_test, unsteered_test)
@@ -100,10 +103,26 @@ def run_steering_sweep(
         table = [{**row, "suffix": "", "response": reusable[i], "configuration": SWEEP_BASELINE, "relative_size": 0.0} for row, i in zip(rows, chosen)]
     else:
         table = runs.run(SWEEP_BASELINE, "", [], relative_size=0.0)
-    for setting in sweep.settings():
-        steering, size = vectors.steering(setting, runs.num_layers)
-        table += runs.run(setting.name, "", [steering], relative_size=size)
+    bound = sweep.min_well_formed * _well_formed_share(table)
+    climbing = sweep.ladders()
+    for rung, alpha in enumerate(sweep.alphas):
+        steered = [(s.name, *vectors.steering(s, runs.num_layers)) for s in (ladder[rung] for ladder in climbing)]
+        results = runs.run_steered([(name, steering, {"relative_size": size}) for name, steering, size in steered], f"sweep |alpha| {alpha:g}")
+        for ladder in list(climbing):
+            part = results[ladder[rung].name]
+            table += part
+            if _well_formed_share(part) < bound and rung + 1 < len(sweep.alphas):
+                logger.info("Sweep: %s keeps %.2f well-formed, under the bound %.2f: the alphas above it are not run",
+                            ladder[rung].name, _well_formed_share(part), bound)  # fmt: skip
+                climbing.remove(ladder)
+        if not climbing:
+            break
     return pl.DataFrame(table, infer_schema_length=None)
+
+
+def _well_formed_share(rows: list[dict[str, Any]]) -> float:
+    """The share of continuations the judge can read (as the evaluation's judge node measures it)."""
+    return sum(well_formed(row["response"]) for row in rows) / len(rows) if rows else 0.0
 
 
 def _configuration(judged: pl.DataFrame, name: str, reference: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -139,32 +158,43 @@ def summarize_interventions(judged: pl.DataFrame, interventions: dict[str, Any],
 def summarize_steering_sweep(
     judged: pl.DataFrame, interventions: dict[str, Any], evidence: dict[str, Any]
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """One row per sweep setting (the unsteered run first), and the setting chosen by the rule written
-    in ``parameters_interventions.yml``: among negative settings whose well-formed share is at least
-    ``sweep.min_well_formed`` times the unsteered run's, the highest retraction recall; ties go to the
-    smaller |alpha|, then the earlier band and direction. No eligible setting: no choice (null)."""
+    """One row per sweep setting that ran (the unsteered run first), and the setting chosen by the rule written
+    in ``parameters_interventions.yml``: among negative settings whose well-formed share, and that of every
+    smaller alpha of their ladder, is at least ``sweep.min_well_formed`` times the unsteered run's, the highest
+    retraction recall; ties go to the smaller |alpha|, then the earlier band and direction. No eligible
+    setting: no choice (null). Settings a ladder stopped before are listed as not run."""
     settings = InterventionParameters.parse(interventions, "interventions")
     options = EvidenceParameters.parse(evidence, "evidence")
     baseline = _configuration(judged, SWEEP_BASELINE)
     unsteered = {"configuration": SWEEP_BASELINE, "band": "none", "alpha": 0.0, "direction": "none", "scale": settings.sweep.scale,
                  "relative_size": 0.0, **judged_metrics(baseline)}  # fmt: skip
-    rows, candidates = [unsteered], []
+    rows, candidates, not_run = [unsteered], [], []
     floor = settings.sweep.min_well_formed * (unsteered["well_formed"]["value"] or 0.0)
-    for position, setting in enumerate(settings.sweep.settings()):
-        part = _configuration(judged, setting.name, baseline)
-        row = {"configuration": setting.name, "band": setting.layers.label(), "alpha": setting.alpha, "direction": setting.direction,
-               "scale": setting.scale, "relative_size": float(part["relative_size"][0]), **compare_runs(part, baseline, options)}  # fmt: skip
-        rows.append(row)
-        recall = row["retraction_recall"]["value"]
-        if setting.alpha < 0 and recall is not None and row["well_formed"]["value"] >= floor:
-            candidates.append((-recall, abs(setting.alpha), position, setting))
+    ran = set(judged["configuration"].to_list())
+    order = {setting.name: position for position, setting in enumerate(settings.sweep.settings())}
+    for ladder in settings.sweep.ladders():
+        kept = True  # every smaller alpha of this ladder kept the bound
+        for setting in ladder:
+            if setting.name not in ran:
+                not_run.append(setting.name)
+                continue
+            part = _configuration(judged, setting.name, baseline)
+            row = {"configuration": setting.name, "band": setting.layers.label(), "alpha": setting.alpha, "direction": setting.direction,
+                   "scale": setting.scale, "relative_size": float(part["relative_size"][0]), **compare_runs(part, baseline, options)}  # fmt: skip
+            rows.append(row)
+            kept = kept and row["well_formed"]["value"] >= floor
+            recall = row["retraction_recall"]["value"]
+            if setting.alpha < 0 and recall is not None and kept:
+                candidates.append((-recall, abs(setting.alpha), order[setting.name], setting))
     chosen = min(candidates, key=lambda c: c[:3])[3] if candidates else None
     choice = {
         "setting": chosen.model_dump() if chosen else None,
-        "rule": f"max retraction recall among negative settings with well-formed share >= {settings.sweep.min_well_formed} x unsteered; "
-                "ties: smaller |alpha|, earlier band, earlier direction",
+        "rule": f"max retraction recall among negative settings whose well-formed share, and that of every smaller alpha of "
+                f"their ladder, is >= {settings.sweep.min_well_formed} x unsteered; ties: smaller |alpha|, earlier band, earlier direction",
         "split": settings.sweep.split,
         "examples": baseline.height,
+        "not_run": not_run,
     }  # fmt: skip
-    logger.info("Steering sweep choice: %s", choice["setting"])
+    logger.info("Steering sweep choice: %s (%d settings run, %d above a broken rung not run)", choice["setting"], len(rows) - 1, len(not_run))
+    rows = [rows[0], *sorted(rows[1:], key=lambda row: order[row["configuration"]])]
     return pl.DataFrame(rows), choice

@@ -15,7 +15,10 @@ import polars as pl
 
 from retraction_kedro.config.interventions import InterventionConfig, InterventionParameters, SteeringSetting
 from retraction_kedro.config.parameters import ModelParameters, RuntimeParameters
-from retraction_kedro.lm import AttentionPatch, GenerationSettings, Intervention, ValuePatch, continuation_prompt, generate_texts, load_language_model, top_changed_heads
+from retraction_kedro.lm import (
+    AttentionPatch, GenerationSettings, Intervention, RowSteering, Steering, ValuePatch, continuation_prompt, generate_texts,
+    load_language_model, top_changed_heads,
+)  # fmt: skip
 
 from .factory import SteeringVectors
 
@@ -56,6 +59,19 @@ class ContinuationRuns:
         )  # fmt: skip
         return [{**row, "suffix": suffix, "response": text, "configuration": name, **columns} for row, text in zip(self.rows, responses)]
 
+    def run_steered(self, runs: list[tuple[str, Steering, dict[str, Any]]], desc: str, suffix: str = "") -> dict[str, list[dict[str, Any]]]:
+        """Several steered runs (name, steering, extra columns) of the rows as one generation call: their
+        rows share batches, each steered by its own run's vector. The rows of each run, by name."""
+        per_row = [steering for _, steering, _ in runs for _ in self.rows]
+        responses = generate_texts(self.lm, self.prompts(suffix) * len(runs), self.settings, self.runtime.resume_dir, desc,
+                                   self.runtime.show_progress, interventions=[RowSteering(per_row)])  # fmt: skip
+        size = len(self.rows)
+        return {
+            name: [{**row, "suffix": suffix, "response": text, "configuration": name, **columns}
+                   for row, text in zip(self.rows, responses[number * size : (number + 1) * size])]
+            for number, (name, _, columns) in enumerate(runs)
+        }  # fmt: skip
+
 
 def steering_for(config: InterventionConfig, choice: SteeringSetting | None) -> SteeringSetting:
     """The configuration's own steering, or the sweep's choice with the configuration's sign."""
@@ -64,6 +80,24 @@ def steering_for(config: InterventionConfig, choice: SteeringSetting | None) -> 
     if choice is None:
         raise ValueError(f"{config.name}: from_sweep needs the sweep's choice (steering_choice)")
     return choice.model_copy(update={"alpha": abs(choice.alpha) * (config.sign or 1)})
+
+
+def _steered_together(runs: ContinuationRuns, order, recorders: dict[str, _Recorders], vectors: SteeringVectors,
+                      choice: SteeringSetting | None) -> dict[str, list[dict[str, Any]]]:
+    """The steer runs that record nothing, one generation call per suffix (their rows share batches), by name."""
+    groups: dict[str, list[InterventionConfig]] = {}
+    for config in order:
+        if config.kind == "steer" and not (recorders[config.name].values or recorders[config.name].attention):
+            if not (config.from_sweep and choice is None):
+                groups.setdefault(config.suffix, []).append(config)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for suffix, group in groups.items():
+        if len(group) == 1 or len({(c.position, c.every_token) for c in group}) > 1:  # one call each
+            continue
+        steered = [(c.name, *vectors.steering(steering_for(c, choice), runs.num_layers, c.position, c.every_token)) for c in group]
+        results |= runs.run_steered([(name, steering, {"relative_size": size}) for name, steering, size in steered],
+                                    " + ".join(c.name for c in group), suffix)  # fmt: skip
+    return results
 
 
 def run_configurations(
@@ -93,9 +127,13 @@ def run_configurations(
                 baseline.attention.setdefault(patch.position, AttentionPatch(layers, "record", position=patch.position))
     order = sorted(configs, key=lambda c: ("none", "steer", "ablate", "value_patch", "attention_patch").index(c.kind))
     tables: list[dict[str, Any]] = []
+    together = _steered_together(runs, order, recorders, vectors, choice)
     for config in order:
         if config.from_sweep and choice is None:
             logger.warning("%s: not run: no sweep setting met the choice rule (steering_choice.setting is null)", config.name)
+            continue
+        if config.name in together:
+            tables += together[config.name]
             continue
         recording = [*recorders[config.name].values.values(), *recorders[config.name].attention.values()]
         columns: dict[str, Any] = {"relative_size": 0.0}
