@@ -74,10 +74,11 @@ benchmark: install
 	$(BIN)/python benchmarks/evidence.py
 	$(BIN)/python benchmarks/readme_table.py
 
-# The default `kedro run` stage by stage, generation on the decode loop against `model.generate` (~2 h on
-# 2 cores: one whole run each), predicted from runtime.py's figures; then the README's tables again.
+# The default `kedro run` stage by stage, at BEFORE (an earlier commit, its own code and configuration) and at this
+# checkout, back to back (~1 h on 2 cores); then the README's tables again.
+BEFORE ?= 9c8153d
 benchmark-default-run: install
-	$(BIN)/python benchmarks/default_run.py
+	$(BIN)/python benchmarks/default_run.py --before $(BEFORE)
 	$(BIN)/python benchmarks/readme_table.py
 
 viz: install

@@ -1,23 +1,18 @@
-"""The default `kedro run`, stage by stage, with the project's generation and with the previous one.
+"""The default `kedro run`, stage by stage: this checkout ("now") and, with ``--before COMMIT``, an earlier commit.
 
-Each variant runs every stage of ``__default__`` in order (one Kedro session per stage, all in one
+Each run goes through every stage of ``__default__`` in order (one Kedro session per stage, all in one
 process as `kedro run` is) in a scratch copy of the project: its own data, MLflow database and resume
-journals, so nothing is reused between variants; only the dequantized embedded model is shared (loaded
-once before timing, as on any machine after its first run).
-  - ``decode_loop``: the project as it is (bare decode loop, prompt prefix shared once per call);
-  - ``transformers_generate``: every generation call through ``model.generate`` on whole prompts,
-    the path before the decode loop (``workloads.transformers_generate_call`` patched in for the run).
-Sampling draws other numbers on the previous path, so the sets built differ a little: the generated
-prompts and tokens are counted per stage, beside each stage's wall time and its seconds in generation.
+journals, so nothing is reused between runs; only the dequantized embedded model is shared (loaded once
+before timing, as on any machine after its first run). ``--before COMMIT`` measures that commit's code and
+configuration the same way, in a git worktree of it, in a process of its own, just before this checkout's
+run: both on the same machine in one session, so the two columns compare. Per stage: wall time, seconds in
+generation, prompts and tokens generated; the continuation sets' sizes at the end.
 
-The prediction: the previous run with its generation time divided by the speedup `runtime.py` measured
-on the default run's own generation (continuations at ``model.batch_size``), the rest unchanged.
-One run per variant (a run takes 30-60 min on 2 cores); the variants run back to back.
-Writes data/08_reporting/benchmarks/default_run.json after every stage, so a run stopped by
-``--time-limit-minutes`` (or a crash) keeps the stages it finished; a stage cut off by the limit is kept
-as a lower bound (``"stopped": true``) and the stages after it are not run.
+One run each (a run takes 20-40 min on 2 cores). Writes data/08_reporting/benchmarks/default_run.json after
+every stage, so a run stopped by ``--time-limit-minutes`` (or a crash) keeps the stages it finished; a stage
+cut off by the limit is kept as a lower bound (``"stopped": true``) and the stages after it are not run.
 
-    python benchmarks/default_run.py [--variants decode_loop,transformers_generate] [--time-limit-minutes 150]
+    python benchmarks/default_run.py [--before COMMIT] [--time-limit-minutes 150]
 """
 
 from __future__ import annotations
@@ -27,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,15 +32,12 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import OUTPUT_DIR, ROOT, machine, write  # noqa: E402
-from workloads import transformers_generate_call  # noqa: E402
 
-from retraction_kedro.naming import DEFAULT_CACHE_DIR  # noqa: E402
 from retraction_kedro.lm import generation  # noqa: E402
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")  # as the Makefile sets them: no run reaches for the network
 os.environ.setdefault("DO_NOT_TRACK", "1")
-VARIANTS = ("decode_loop", "transformers_generate")
-MODEL_CACHE = ROOT / DEFAULT_CACHE_DIR
+MODEL_CACHE = ROOT / "data/06_models/_cache"  # this checkout's cache, shared by an earlier commit's run (same files)
 
 
 class TimeLimitReached(BaseException):
@@ -61,13 +54,13 @@ def stop_at_time_limit(minutes: float | None) -> None:
         signal.alarm(max(1, round(minutes * 60)))
 
 
-def scratch_project(path: Path) -> Path:
-    """The project's configuration and committed raw data under ``path``, with its own MLflow database."""
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
+def scratch_project(path: Path, source: Path = ROOT) -> Path:
+    """The configuration and committed raw data of the project at ``source`` under ``path``, with its own MLflow database."""
+    shutil.copytree(source / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
     (path / "conf" / "local").mkdir()
     (path / "conf" / "local" / "mlflow.yml").write_text(f"server:\n  mlflow_tracking_uri: sqlite:///{path / 'mlflow.db'}\n")
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    shutil.copytree(ROOT / "data" / "01_raw", path / "data" / "01_raw")
+    shutil.copy(source / "pyproject.toml", path / "pyproject.toml")
+    shutil.copytree(source / "data" / "01_raw", path / "data" / "01_raw")
     (path / "src").mkdir()  # kedro's bootstrap wants a source folder; the package itself is installed
     return path
 
@@ -92,25 +85,8 @@ class GenerationMeter:
         return timed
 
 
-def previous_generate_batch(lm, rows, prefix, rule, settings, seeds):
-    """``generation._generate_batch`` as it was: ``model.generate`` on whole prompts, sampling seeded per batch."""
-    assert prefix is None, "the previous path runs whole prompts"
-    return transformers_generate_call(lm, rows, settings, seeds[0] % 2**63 if seeds else settings.seed)
-
-
-def generation_patches(variant: str, meter: GenerationMeter) -> list:
-    """Patches (not yet started) that meter every generation call and, for the previous path, route it there."""
-    patches = [mock.patch.object(generation, "generate_with_counts", meter.wrap(generation.generate_with_counts))]
-    if variant == "transformers_generate":
-        patches += [
-            mock.patch.object(generation, "plan_prefix", lambda *args, **kwargs: None),
-            mock.patch.object(generation, "_generate_batch", previous_generate_batch),
-        ]
-    return patches
-
-
-def variant_result(stages: list[dict], meter: GenerationMeter, sets: dict | None) -> dict:
-    """One variant's figures so far: ``finished`` only when every stage ran to its end."""
+def stages_result(stages: list[dict], meter: GenerationMeter, sets: dict | None) -> dict:
+    """One run's figures so far: ``finished`` only when every stage ran to its end."""
     return {
         "stages": list(stages),
         "finished": sets is not None,
@@ -121,19 +97,19 @@ def variant_result(stages: list[dict], meter: GenerationMeter, sets: dict | None
     }
 
 
-def run_variant(variant: str, stages: list[str], save=lambda partial: None) -> tuple[dict, bool]:
+def run_stages(label: str, stages: list[str], save=lambda partial: None, source: Path = ROOT) -> tuple[dict, bool]:
     """Runs the stages in order, handing ``save`` the figures after each; True when the time limit stopped it."""
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     meter = GenerationMeter()
-    patches = generation_patches(variant, meter)
+    patches = [mock.patch.object(generation, "generate_with_counts", meter.wrap(generation.generate_with_counts))]
     done: list[dict] = []
     sets = None
     stopped = False
-    with tempfile.TemporaryDirectory(prefix=f"default-run-{variant}-") as scratch:
-        project = scratch_project(Path(scratch))
+    with tempfile.TemporaryDirectory(prefix=f"default-run-{label}-") as scratch:
+        project = scratch_project(Path(scratch), source)
         bootstrap_project(project)
         cwd = os.getcwd()
         os.chdir(project)  # the catalog's paths are relative to the project
@@ -142,7 +118,7 @@ def run_variant(variant: str, stages: list[str], save=lambda partial: None) -> t
         try:
             for stage in stages:
                 meter.stage = stage
-                print(f"[{variant}] {stage} ...", flush=True)
+                print(f"[{label}] {stage} ...", flush=True)
                 start = time.perf_counter()
                 try:
                     with KedroSession.create(
@@ -156,11 +132,11 @@ def run_variant(variant: str, stages: list[str], save=lambda partial: None) -> t
                     mlflow.end_run()
                 if stopped:
                     done.append({**row, "stopped": True})
-                    print(f"[{variant}] {stage}: stopped by the time limit after {row['seconds']:.0f} s", flush=True)
+                    print(f"[{label}] {stage}: stopped by the time limit after {row['seconds']:.0f} s", flush=True)
                     break
                 done.append(row)
-                print(f"[{variant}] {stage}: {row['seconds']:.0f} s", flush=True)
-                save(variant_result(done, meter, None))
+                print(f"[{label}] {stage}: {row['seconds']:.0f} s", flush=True)
+                save(stages_result(done, meter, None))
             else:
                 sets = {  # versioned: <testbed>/continuation_<split>.jsonl/<timestamp>/continuation_<split>.jsonl
                     f"{path.parents[2].name}/{path.stem}": len(path.read_text().splitlines())
@@ -171,49 +147,39 @@ def run_variant(variant: str, stages: list[str], save=lambda partial: None) -> t
             for patch in reversed(patches):
                 patch.stop()
             os.chdir(cwd)
-    return variant_result(done, meter, sets), stopped
+    return stages_result(done, meter, sets), stopped
 
 
-def prediction(runs: dict, runtime: dict | None) -> dict | None:
-    """The decode loop's run as the generation speedup of ``runtime.py`` predicts it from the previous run."""
-    previous = runs.get("transformers_generate")
-    if previous is None or not previous.get("finished", True) or runtime is None or "default_work" not in runtime:
-        return None  # a run cut off by the time limit has no whole-run time to predict from
-    work = runtime["default_work"]["continuations"]
-    speedup = work["speedup_at_default_batch"]
-    predicted = previous["seconds"] - previous["generation_seconds"] * (1 - 1 / speedup)
-    result = {"runtime_generation_speedup": speedup, "predicted_seconds": predicted}
-    if "decode_loop" in runs and runs["decode_loop"].get("finished", True):
-        result["measured_over_predicted"] = runs["decode_loop"]["seconds"] / predicted
-        result["measured_speedup"] = previous["seconds"] / runs["decode_loop"]["seconds"]
-        result["predicted_speedup"] = previous["seconds"] / predicted
-    return result
+def commit_of(folder: Path) -> str:
+    return subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def run_before(commit: str, time_limit: float | None) -> dict:
+    """``commit``'s default run, measured by this script in a process whose package is that commit's (a git worktree)."""
+    with tempfile.TemporaryDirectory(prefix="default-run-before-") as scratch:
+        tree, output = Path(scratch) / "tree", Path(scratch) / "before.json"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit], check=True, capture_output=True)
+        try:
+            command = [sys.executable, __file__, "--label", "before", "--project", str(tree), "--output", str(output)]
+            if time_limit:
+                command += ["--time-limit-minutes", str(time_limit)]
+            subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(tree / "src")})
+            return json.loads(output.read_text())["runs"]["before"]
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--runtime", default=str(OUTPUT_DIR / "runtime.json"), help="runtime.py's JSON with default_work")
+    parser.add_argument("--before", default=None, help="an earlier commit to measure first, the same way")
+    parser.add_argument("--label", default="now", help=argparse.SUPPRESS)  # "before": a run of --before's process
+    parser.add_argument("--project", default=str(ROOT), help=argparse.SUPPRESS)  # whose configuration runs
     parser.add_argument("--output", default=None)
-    parser.add_argument(
-        "--predict-only", action="store_true", help="no runs: the saved runs' prediction again, from --runtime's file"
-    )
     parser.add_argument(
         "--time-limit-minutes", type=float, default=None, help="stop there, keeping the finished stages (no limit: none)"
     )
     args = parser.parse_args()
-    variants = args.variants.split(",")
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
-    if args.predict_only:
-        saved = Path(args.output) if args.output else OUTPUT_DIR / "default_run.json"
-        if not saved.exists():
-            raise SystemExit(f"--predict-only: {saved} does not exist; run the benchmark first")
-        result = with_prediction(json.loads(saved.read_text()), Path(args.runtime))
-        saved.write_text(json.dumps(result, indent=2))  # not measure.write: the load at the runs' end stays
-        print(f"wrote the prediction into {saved}: {result['prediction']}")
-        return
+    project = Path(args.project)
 
     from retraction_kedro.lm import ModelSpec, load_language_model, release_models
     from retraction_kedro.pipeline_registry import STAGES
@@ -221,30 +187,20 @@ def main() -> None:
     load_language_model(ModelSpec(cache_dir=str(MODEL_CACHE)))  # the one-time dequantization, outside the timing
     release_models()
     result = {"machine": machine(), "stages_order": list(STAGES), "runs": {}, "time_limit_minutes": args.time_limit_minutes}
+    if args.before:
+        result["runs"]["before"] = {**run_before(args.before, args.time_limit_minutes), "commit": args.before}
 
-    def save(variant: str, partial: dict) -> None:
-        result["runs"][variant] = partial
-        write("default_run", {**result, "prediction": None}, args.output)
+    def save(partial: dict) -> None:
+        result["runs"][args.label] = {**partial, "commit": commit_of(project)}
+        write("default_run", result, args.output)
 
     stop_at_time_limit(args.time_limit_minutes)
     try:
-        for variant in variants:
-            result["runs"][variant], stopped = run_variant(variant, list(STAGES), lambda partial: save(variant, partial))
-            release_models()
-            if stopped:
-                break
-    except TimeLimitReached:  # between two stages: what finished is already in the runs
+        partial, _ = run_stages(args.label, list(STAGES), save, project)
+        save(partial)
+    except TimeLimitReached:  # between two stages: what finished is already saved
         pass
     signal.alarm(0)
-    write("default_run", with_prediction(result, Path(args.runtime)), args.output)
-
-
-def with_prediction(result: dict, runtime_path: Path) -> dict:
-    runtime = json.loads(runtime_path.read_text()) if runtime_path.exists() else None
-    predicted = prediction(result["runs"], runtime)
-    if predicted:
-        predicted["runtime_json"] = str(runtime_path)
-    return {**result, "prediction": predicted}
 
 
 if __name__ == "__main__":

@@ -198,22 +198,22 @@ def stage_generation(old: dict | None, new: dict | None) -> tuple[str, str]:
 
 
 def render_default_run(results: Path) -> str | None:
-    """The default run stage by stage, generation through ``model.generate`` (before) and the decode loop (now)."""
+    """The default run stage by stage, at an earlier commit (before) and at this one (now)."""
     result = load(results, "default_run")
     if result is None:
         return None
     runs = result["runs"]
-    before, now = runs.get("transformers_generate"), runs.get("decode_loop")
+    before, now = runs.get("before"), runs.get("now")
     if before is None or now is None:
-        raise SystemExit(f"{results / 'default_run.json'}: needs both runs (transformers_generate, decode_loop)")
+        raise SystemExit(f"{results / 'default_run.json'}: needs both runs (before, now): run default_run.py --before COMMIT")
     finished = before.get("finished", True) and now.get("finished", True)  # files of before the time limit: whole runs
     lines = [
         DEFAULT_RUN_BEGIN,
         "<!-- written by benchmarks/readme_table.py from data/08_reporting/benchmarks/default_run.json -->",
         "",
-        f"`benchmarks/default_run.py` ({machine_line(result)}; one run each): every stage of the default run, with "
-        "each generation call through `model.generate` on whole prompts (before) and through the decode loop "
-        "with the shared prefix (now).",
+        f"`benchmarks/default_run.py --before {before.get('commit', '?')}` ({machine_line(result)}; one run each, "
+        f"back to back): every stage of the default run at commit {before.get('commit', '?')} (before) and at "
+        f"{now.get('commit', '?')} (now), each with its own code and configuration.",
         "",
         "| stage | before | now | speedup | in generation: before, now | generated tokens: before, now |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -260,14 +260,6 @@ def render_default_run(results: Path) -> str | None:
         rate_new = sum(new["generation"]["tokens"] for _, new in both) / seconds_new
         scope = "In the run" if finished else "Over the stages both runs finished"
         texts.append(f"{scope}, generated tokens per second of generation rose {rate_new / rate_old:.2f}x.")
-    prediction = result.get("prediction")
-    if prediction and finished:
-        texts.append(
-            f"`runtime.py` measured {prediction['runtime_generation_speedup']:.2f}x on the default run's continuations "
-            f"at `model.batch_size`, which predicts the run at {minutes(prediction['predicted_seconds'])} "
-            f"({prediction['predicted_speedup']:.2f}x); it took {minutes(now['seconds'])} "
-            f"({prediction['measured_over_predicted']:.2f} of the prediction)."
-        )
     lines += [" ".join(texts), "", DEFAULT_RUN_END]
     return "\n".join(lines)
 

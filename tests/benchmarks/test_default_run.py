@@ -1,13 +1,12 @@
-"""benchmarks/default_run.py: the previous generation path it patches in, its meter, its prediction and its table."""
+"""benchmarks/default_run.py: its meter, its time limit, and the README table of its before/now runs."""
 
 import json
 import sys
-from contextlib import ExitStack
 from unittest import mock
 
 import pytest
 
-from retraction_kedro.lm import GenerationSettings, generate_texts, generate_with_counts, generation, sample_texts
+from retraction_kedro.lm import GenerationSettings, generation
 from tests.benchmarks.test_benchmark_tools import load_benchmark
 from tests.lm.test_generation import system_prompts_for
 
@@ -17,62 +16,17 @@ def default_run():
     return load_benchmark("default_run")
 
 
-def test_the_previous_path_runs_model_generate_on_whole_prompts_and_is_metered(tiny_lm, default_run):
-    prompts = system_prompts_for(tiny_lm)  # a long shared system turn: the decode loop would share it
-    settings = GenerationSettings(max_new_tokens=12, batch_size=2, stop_at_newline=False)
-    reference = generate_with_counts(tiny_lm, prompts, settings, show_progress=False)
-    meter = default_run.GenerationMeter()
-    meter.stage = "activations"
-    spy = mock.patch.object(tiny_lm.model, "generate", wraps=tiny_lm.model.generate)
-    with ExitStack() as stack:
-        for patch in default_run.generation_patches("transformers_generate", meter):
-            stack.enter_context(patch)
-        generate = stack.enter_context(spy)
-        previous = generate_texts(tiny_lm, prompts, settings, show_progress=False)
-    assert generate.call_count == 3  # one call per batch of 2 (5 prompts)
-    assert all(call.kwargs["input_ids"].shape[1] > 20 for call in generate.call_args_list)  # whole prompts
-    assert previous == [text for text, _ in reference]  # greedy: the same texts on both paths
-    totals = meter.totals["activations"]
-    assert totals["prompts"] == 5 and totals["seconds"] > 0
-    assert totals["tokens"] == sum(count for _, count in reference)  # each row's tokens, its stop token included
-
-
-def test_the_previous_path_samples_each_seed_reproducibly(tiny_lm, default_run):
-    prompts = system_prompts_for(tiny_lm)
-    settings = GenerationSettings(max_new_tokens=8, do_sample=True, top_p=0.9, batch_size=2)
-    with ExitStack() as stack:
-        for patch in default_run.generation_patches("transformers_generate", default_run.GenerationMeter()):
-            stack.enter_context(patch)
-        first = sample_texts(tiny_lm, prompts, settings, [0, 1], show_progress=False)
-        again = sample_texts(tiny_lm, prompts, settings, [0, 1], show_progress=False)
-    assert first == again
-    assert first[0] != first[1]
-
-
-def test_the_decode_loop_variant_only_meters(tiny_lm, default_run):
+def test_the_meter_counts_every_generation_call_by_stage(tiny_lm, default_run):
     prompts = system_prompts_for(tiny_lm)
     settings = GenerationSettings(max_new_tokens=6, batch_size=4, stop_at_newline=False)
     meter = default_run.GenerationMeter()
-    with ExitStack() as stack:
-        for patch in default_run.generation_patches("decode_loop", meter):
-            stack.enter_context(patch)
-        generate = stack.enter_context(mock.patch.object(tiny_lm.model, "generate"))
+    meter.stage = "activations"
+    with mock.patch.object(generation, "generate_with_counts", meter.wrap(generation.generate_with_counts)):
         pairs = generation.generate_with_counts(tiny_lm, prompts, settings, show_progress=False)
-    generate.assert_not_called()
-    assert meter.totals[""]["tokens"] == sum(count for _, count in pairs) > 0
-
-
-def test_the_prediction_divides_only_the_generation_time(default_run):
-    runs = {
-        "transformers_generate": {"seconds": 100.0, "generation_seconds": 60.0},
-        "decode_loop": {"seconds": 75.0, "generation_seconds": 33.0},
-    }
-    runtime = {"default_work": {"continuations": {"speedup_at_default_batch": 2.0}}}
-    predicted = default_run.prediction(runs, runtime)
-    assert predicted["predicted_seconds"] == pytest.approx(70.0)  # 40 s outside generation + 60 s / 2
-    assert predicted["measured_over_predicted"] == pytest.approx(75 / 70)
-    assert predicted["predicted_speedup"] == pytest.approx(100 / 70)
-    assert default_run.prediction(runs, None) is None  # no runtime.py figure: no prediction, not a made-up one
+        sampled = generation.generate_with_counts(tiny_lm, prompts * 2, GenerationSettings(max_new_tokens=4, do_sample=True), show_progress=False)
+    totals = meter.totals["activations"]
+    assert totals["prompts"] == len(prompts) * 3 and totals["seconds"] > 0
+    assert totals["tokens"] == sum(count for _, count in pairs + sampled)  # each row's tokens, its stop token included
 
 
 def stage(name, seconds, generation_seconds, tokens):
@@ -85,18 +39,14 @@ def test_the_default_run_table_comes_from_its_json(tmp_path, monkeypatch):
         "machine": {"cpu_count": 2, "torch_threads": 2, "load_average_at_start": [1.0, 1, 1]},
         "load_average_at_end": [2.0, 1, 1],
         "runs": {
-            "transformers_generate": {
+            "before": {
                 "stages": [stage("data_construction", 600.0, 480.0, 12000), stage("probing", 60.0, 0.0, 0)],
-                "seconds": 660.0, "generation_seconds": 480.0, "generated_tokens": 12000,
+                "seconds": 660.0, "generation_seconds": 480.0, "generated_tokens": 12000, "commit": "9c8153d",
             },
-            "decode_loop": {
+            "now": {
                 "stages": [stage("data_construction", 300.0, 200.0, 11800), stage("probing", 66.0, 0.0, 0)],
-                "seconds": 366.0, "generation_seconds": 200.0, "generated_tokens": 11800,
+                "seconds": 366.0, "generation_seconds": 200.0, "generated_tokens": 11800, "commit": "abc1234",
             },
-        },
-        "prediction": {
-            "runtime_generation_speedup": 2.0, "predicted_seconds": 420.0, "measured_over_predicted": 366 / 420,
-            "predicted_speedup": 660 / 420,
         },
     }  # fmt: skip
     (tmp_path / "default_run.json").write_text(json.dumps(result))
@@ -111,7 +61,7 @@ def test_the_default_run_table_comes_from_its_json(tmp_path, monkeypatch):
     assert "| probing | 1.0 min | 1.1 min | 0.91x |" in text  # a slower stage is shown slower
     assert "| whole run | 11.0 min | 6.1 min | 1.80x |" in text
     assert "Generation was 73% of the run before" in text
-    assert "predicts the run at 7.0 min (1.57x); it took 6.1 min (0.87 of the prediction)" in text
+    assert "at commit 9c8153d (before) and at abc1234 (now)" in text
     assert text.endswith(f"{readme_table.DEFAULT_RUN_END}\nend\n")
 
 
@@ -140,7 +90,7 @@ def test_a_time_limit_keeps_the_finished_stages_and_bounds_the_cut_one(default_r
     saved = []
     default_run.stop_at_time_limit(2 / 60)  # two seconds
     try:
-        result, stopped = default_run.run_variant("decode_loop", ["quick", "slow", "never"], saved.append)
+        result, stopped = default_run.run_stages("now", ["quick", "slow", "never"], saved.append)
     finally:
         default_run.signal.alarm(0)
     assert stopped
@@ -148,8 +98,6 @@ def test_a_time_limit_keeps_the_finished_stages_and_bounds_the_cut_one(default_r
     assert result["stages"][1]["stopped"] and 1 < result["stages"][1]["seconds"] < 10  # cut at the limit, not slept out
     assert not result["finished"]
     assert [[row["stage"] for row in partial["stages"]] for partial in saved] == [["quick"]]  # saved when it finished
-    runtime = {"default_work": {"continuations": {"speedup_at_default_batch": 2.0}}}
-    assert default_run.prediction({"transformers_generate": result, "decode_loop": result}, runtime) is None
 
 
 def test_the_table_of_a_run_stopped_by_the_time_limit_shows_bounds_and_no_whole_run(tmp_path):
@@ -161,17 +109,16 @@ def test_the_table_of_a_run_stopped_by_the_time_limit_shows_bounds_and_no_whole_
         "stages_order": ["data_construction", "interventions", "sft"],
         "time_limit_minutes": 150,
         "runs": {
-            "decode_loop": {
+            "now": {
                 "stages": [stage("data_construction", 300.0, 200.0, 12000), stage("interventions", 900.0, 600.0, 30000),
                            stage("sft", 360.0, 60.0, 1000)],
                 "finished": True, "seconds": 1560.0, "generation_seconds": 860.0, "generated_tokens": 43000,
             },
-            "transformers_generate": {
+            "before": {
                 "stages": [stage("data_construction", 600.0, 500.0, 12000), slow],
                 "finished": False, "seconds": 3300.0, "generation_seconds": 2500.0, "generated_tokens": 21000,
             },
         },
-        "prediction": None,
     }  # fmt: skip
     (tmp_path / "default_run.json").write_text(json.dumps(result))
     text = readme_table.render_default_run(tmp_path)
@@ -181,24 +128,3 @@ def test_the_table_of_a_run_stopped_by_the_time_limit_shows_bounds_and_no_whole_
     assert "whole run" not in text and "Generation was" not in text  # no whole-run figure from a cut-off run
     assert "time limit (150 min)" in text
     assert "Over the stages both runs finished, generated tokens per second of generation rose 2.50x." in text
-
-
-def test_predict_only_adds_the_prediction_to_the_saved_runs(tmp_path, monkeypatch, default_run):
-    runs = {
-        "transformers_generate": {"seconds": 100.0, "generation_seconds": 60.0},
-        "decode_loop": {"seconds": 75.0, "generation_seconds": 33.0},
-    }
-    saved = tmp_path / "default_run.json"
-    saved.write_text(json.dumps({"runs": runs, "prediction": None, "load_average_at_end": [3.0, 2.0, 1.0]}))
-    runtime = tmp_path / "runtime_default_work.json"
-    runtime.write_text(json.dumps({"default_work": {"continuations": {"speedup_at_default_batch": 2.0}}}))
-    argv = ["default_run.py", "--predict-only", "--output", str(saved), "--runtime", str(runtime)]
-    monkeypatch.setattr(sys, "argv", argv)
-    default_run.main()
-    result = json.loads(saved.read_text())
-    assert result["prediction"]["predicted_seconds"] == pytest.approx(70.0)
-    assert result["prediction"]["runtime_json"] == str(runtime)
-    assert result["runs"] == runs and result["load_average_at_end"] == [3.0, 2.0, 1.0]  # the runs' own figures kept
-    monkeypatch.setattr(sys, "argv", [*argv[:3], str(tmp_path / "missing.json")])
-    with pytest.raises(SystemExit, match="missing.json does not exist"):
-        default_run.main()
