@@ -53,3 +53,12 @@ def run(show_traceback: bool, **options: Any) -> Any:
         if known is None:
             raise
         raise known from None
+
+
+@cli.command(name="doctor", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def doctor(arguments: tuple[str, ...]) -> None:
+    """The self-check: versions, then the model mechanics' oracle checks on this machine (``--help`` for its options)."""
+    from retraction_kedro import doctor as self_check
+
+    raise click.exceptions.Exit(self_check.main(list(arguments)))

@@ -197,7 +197,8 @@ def _choose(logits: torch.Tensor, running: _Running, rule: StopRule, choose: Cho
     early = (running.steps < rule.min_new_tokens).nonzero()  # [rows, 1]: end of turn cannot be drawn yet
     if len(early) and len(rule.eos_ids):
         logits[early.to(logits.device), rule.eos_ids.to(logits.device)] = float("-inf")
-    return choose(logits, running.rows, running.steps).cpu()
+    # rows that finished but still sit in the batch get a pick too (ignored): their step is kept in range
+    return choose(logits, running.rows, running.steps.clamp(max=rule.max_new_tokens - 1)).cpu()
 
 
 def _record(running: _Running, chosen: torch.Tensor, rule: StopRule, tokens: dict[int, list[int]]) -> list[int]:
