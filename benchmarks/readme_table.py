@@ -21,6 +21,8 @@ from measure import OUTPUT_DIR, ROOT  # noqa: E402
 
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 DEFAULT_RUN_BEGIN, DEFAULT_RUN_END = "<!-- default-run:begin -->", "<!-- default-run:end -->"
+GPU_BEGIN, GPU_END = "<!-- gpu:begin -->", "<!-- gpu:end -->"
+GPU_RESULTS = ROOT / "benchmarks/results"  # committed: a GPU is lent to a session now and then, its figures stay
 
 
 def number(value: float) -> str:
@@ -272,6 +274,42 @@ def replace_block(text: str, begin: str, end: str, block: str | None, readme: Pa
     return pattern.sub(lambda _: block, text, count=1)
 
 
+def render_gpu(results: Path = GPU_RESULTS) -> str | None:
+    """scale.py's decoding paths at the Llama-3.1-8B config on a GPU, from the newest committed GPU run."""
+    runs = sorted(results.glob("*/scale_full.json"))
+    if not runs:
+        return None
+    path = runs[-1]
+    result = json.loads(path.read_text())
+    generation, versions = result["generation"], result.get("versions", {})
+    peak = result["matmul_peak_gflops"]["median"] / 1000
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    lines = [
+        GPU_BEGIN,
+        f"<!-- written by benchmarks/readme_table.py from {where} -->",
+        "",
+        f"`benchmarks/scale.py` on one {result['gpu']} ({path.parent.name.split('-', 1)[1]}; torch {versions.get('torch', '?')}, "
+        f"transformers {versions.get('transformers', '?')}; bf16 matmul peak {peak:.0f} TFLOP/s in the same run): the "
+        f"Llama-3.1-8B architecture with random weights in {result['dtype'].removeprefix('torch.')}, "
+        f"{generation['new_tokens_per_example']} forced tokens per prompt, median of {result['workload']['repeats']} "
+        "runs (min-max); the first call (compilation, graph capture) is timed apart.",
+        "",
+        "| decoding | batch 1 (tokens/s) | batch 128 (tokens/s) | first call, batch 1 / 128 | texts equal to the loop's |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    paths = {"loop": {"batch_1": generation["batch_1"], "batched": generation["batched"]}, **generation["decodings"]}
+    for name, row in paths.items():
+        if "error" in row:
+            lines.append(f"| {name} | could not run: {row['error']} | | | |")
+            continue
+        cells = [spread(row[key]["tokens_per_s"]) for key in ("batch_1", "batched")]
+        first = " / ".join(f"{row[key].get('first_call_seconds') or 0:.1f} s" for key in ("batch_1", "batched"))
+        ratio = "" if name == "loop" else f" ({row['batch_1_over_loop']:.2f}x, {row['batched_over_loop']:.2f}x the loop)"
+        lines.append(f"| {name}{ratio} | {cells[0]} | {cells[1]} | {first} | {row.get('texts_equal_to_loop', '-')} |")
+    lines += ["", GPU_END]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
@@ -285,6 +323,8 @@ def main() -> None:
     text = replace_block(text, BEGIN, END, render(results), readme)
     if DEFAULT_RUN_BEGIN in text and DEFAULT_RUN_END in text:
         text = replace_block(text, DEFAULT_RUN_BEGIN, DEFAULT_RUN_END, render_default_run(results), readme)
+    if GPU_BEGIN in text and GPU_END in text:
+        text = replace_block(text, GPU_BEGIN, GPU_END, render_gpu(), readme)
     readme.write_text(text)
     print(f"wrote the benchmark tables into {readme}")
 

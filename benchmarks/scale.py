@@ -5,7 +5,9 @@ MLP 14336, vocabulary 128256), directly on the device in the chosen dtype (bfloa
 weights never pass through the CPU). ``--scale small`` (the default without a GPU) divides every width and the
 depth by 8 and keeps the proportions: 4 layers, hidden 512, 8 heads and 2 KV heads (4 query heads per KV head,
 as the 8B), MLP 1792 (3.5x hidden), vocabulary 16032; each matrix is 1/64 of the 8B's, and head size is 64,
-not 128. Random weights cost what trained ones cost: the same matrices, the same tokens.
+not 128. ``--scale deep`` keeps the 8B's 32 layers at hidden 128: a step's arithmetic is then small, and what
+the CPU measures of each decoding path (``--decodings loop,static,compiled``) is mostly per-step overhead
+(Python, kernel launches), the part a GPU's CUDA graphs remove. Random weights cost what trained ones cost: the same matrices, the same tokens.
 
 A random model needs token ids, and the project's functions take prompt strings and a chat template, so the
 tokenizer is built here: byte-level BPE trained on the benchmark's own prompts (so a word is about one token,
@@ -69,6 +71,10 @@ SMALL = {
     **LLAMA_31_8B, "num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "num_key_value_heads": 2,
     "intermediate_size": 1792, "vocab_size": 16032,
 }  # fmt: skip
+DEEP = {  # the 8B's depth at a width where arithmetic is cheap: what is left of a step is its overhead (host work)
+    **LLAMA_31_8B, "hidden_size": 128, "num_attention_heads": 4, "num_key_value_heads": 1, "intermediate_size": 448,
+    "vocab_size": 16032,
+}  # fmt: skip
 STEERED_BAND = (6 / 32, 14 / 32)  # the paper's Llama band, layers 6-14 of 32, as fractions of depth
 NO_GPU = "no GPU figure: this run is on the CPU; on a CUDA machine, python benchmarks/scale.py runs the 8B config"
 
@@ -95,6 +101,8 @@ SCALES = {
                   peak_size=8192, peak_seconds=2.0),
     "small": Scale(SMALL, capture_examples=32, batch_size=16, new_tokens=16, batch_1_examples=4,
                    peak_size=1024, peak_seconds=0.5),
+    "deep": Scale(DEEP, capture_examples=8, batch_size=8, new_tokens=32, batch_1_examples=4,
+                  peak_size=1024, peak_seconds=0.5),
 }  # fmt: skip
 
 SPECIAL_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|pad|>"]
@@ -435,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     lengths, prefix = prompt_plan(lm, prompts)
     result: dict[str, Any] = {
         "scale": scale_name,
-        "architecture": "Llama-3.1-8B" if scale_name == "full" else "Llama-3.1-8B divided by 8 in width and depth",
+        "architecture": {"full": "Llama-3.1-8B", "small": "Llama-3.1-8B divided by 8 in width and depth",
+                         "deep": "Llama-3.1-8B's 32 layers at hidden 128 (per-step overhead)"}[scale_name],
         "config": scale.config,
         "parameters": parameters,
         "device": str(device),

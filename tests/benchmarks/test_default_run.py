@@ -128,3 +128,26 @@ def test_the_table_of_a_run_stopped_by_the_time_limit_shows_bounds_and_no_whole_
     assert "whole run" not in text and "Generation was" not in text  # no whole-run figure from a cut-off run
     assert "time limit (150 min)" in text
     assert "Over the stages both runs finished, generated tokens per second of generation rose 2.50x." in text
+
+
+def test_the_gpu_table_comes_from_the_committed_scale_json(tmp_path):
+    readme_table = load_benchmark("readme_table")
+    run = tmp_path / "h200-2026-12-04"
+    run.mkdir()
+    speed = lambda value: {"median": value, "min": value - 1, "max": value + 1}  # noqa: E731
+    row = lambda value, first: {"tokens_per_s": speed(value), "first_call_seconds": first}  # noqa: E731
+    result = {
+        "gpu": "NVIDIA H200", "dtype": "torch.bfloat16", "versions": {"torch": "2.11.0", "transformers": "5.17.0"},
+        "matmul_peak_gflops": {"median": 671000.0}, "workload": {"repeats": 3},
+        "generation": {"new_tokens_per_example": 64, "batch_1": row(43.6, 4.1), "batched": row(4314.0, 6.2), "decodings": {
+            "compiled": {"batch_1": row(152.0, 25.0), "batched": row(8398.0, 27.7), "batch_1_over_loop": 3.49,
+                         "batched_over_loop": 1.95, "texts_equal_to_loop": "0 of 132"},
+            "cudagraphs": {"error": "RuntimeError: no graph"}}},
+    }  # fmt: skip
+    (run / "scale_full.json").write_text(json.dumps(result))
+    text = readme_table.render_gpu(tmp_path)
+    assert "one NVIDIA H200 (2026-12-04; torch 2.11.0, transformers 5.17.0; bf16 matmul peak 671 TFLOP/s" in text
+    assert "| loop | 43.6 (42.6-44.6) | 4314 (4313-4315) | 4.1 s / 6.2 s | - |" in text
+    assert "| compiled (3.49x, 1.95x the loop) | 152 (151-153) | 8398 (8397-8399) | 25.0 s / 27.7 s | 0 of 132 |" in text
+    assert "| cudagraphs | could not run: RuntimeError: no graph |" in text
+    assert readme_table.render_gpu(tmp_path / "none") is None
