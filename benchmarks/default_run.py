@@ -31,7 +31,7 @@ from pathlib import Path
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import OUTPUT_DIR, ROOT, machine, write  # noqa: E402
+from measure import OUTPUT_DIR, ROOT, machine, matmul_peak_gflops, write  # noqa: E402
 
 from retraction_kedro.lm import generation  # noqa: E402
 
@@ -186,7 +186,8 @@ def main() -> None:
 
     load_language_model(ModelSpec(cache_dir=str(MODEL_CACHE)))  # the one-time dequantization, outside the timing
     release_models()
-    result = {"machine": machine(), "stages_order": list(STAGES), "runs": {}, "time_limit_minutes": args.time_limit_minutes}
+    # the same machine kind has run 135-420 GFLOP/s: the run's minutes compare across machines only beside this
+    result = {"machine": {**machine(), "matmul_peak_gflops": matmul_peak_gflops()}, "stages_order": list(STAGES), "runs": {}, "time_limit_minutes": args.time_limit_minutes}
     if args.before:
         result["runs"]["before"] = {**run_before(args.before, args.time_limit_minutes), "commit": args.before}
 

@@ -43,7 +43,8 @@ def machine_line(result: dict) -> str:
     m = result.get("machine", {})
     start, end = m.get("load_average_at_start", [None])[0], result.get("load_average_at_end", [None])[0]
     load = f"load average {start:.1f} at start, {end:.1f} at end" if start is not None and end is not None else ""
-    return f"{m.get('cpu_count', '?')} CPUs, {m.get('torch_threads', '?')} torch threads, {load}"
+    peak = f"float32 matmul peak {m['matmul_peak_gflops']:.0f} GFLOP/s, " if "matmul_peak_gflops" in m else ""
+    return f"{m.get('cpu_count', '?')} CPUs, {m.get('torch_threads', '?')} torch threads, {peak}{load}"
 
 
 def runtime_tables(run: dict) -> list[str]:

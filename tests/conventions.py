@@ -59,6 +59,8 @@ FINETUNED_INTERVENTIONS = (
     "steering_directions",
     "sweep_continuations",
     "judged_sweep_continuations",
+    "sweep_continuations_rest",
+    "judged_sweep_continuations_rest",
     "steering_sweep",
     "steering_choice",
     "steering_sweep_plot",

@@ -124,7 +124,8 @@ FAST = {
     "probing": {"schedules": [{"from_layer": 0.0, "lr": 1.0e-3, "weight_decay": 1.0e-3, "epochs": 5}], "sklearn_c": [1.0]},
     "interventions": {"max_new_tokens": 8,
                       "sweep": {"bands": [{"from_fraction": 0.25, "to_fraction": 0.75}], "alphas": [0.5], "scale": "relative",
-                                "directions": ["mean_difference", "probe"]}},
+                                "directions": ["mean_difference", "probe"],
+                                "settled_p": 1.0e-9}},  # no fixture-sized sweep gets there: the second direction always runs
     "sft": {"training": {"epochs": 1, "batch_size": 4, "checkpoint_every_steps": 50}},
     "evidence": {"resamples": 200},
 }  # fmt: skip

@@ -131,7 +131,12 @@ class SweepParameters(Parameters):
 
     A ladder (one band, direction and sign) stops after the first alpha whose well-formed share falls below
     ``min_well_formed`` x the unsteered run's: the choice rule takes a setting only when it and every smaller
-    alpha of its ladder keep that bound, so the alphas above cannot be chosen, and are not run."""
+    alpha of its ladder keep that bound, so the alphas above cannot be chosen, and are not run.
+
+    The first band of the first direction (both signs) runs first; the rest of the grid runs only where that
+    group leaves the question open: its own choice (the rule, among its settings) does not raise retraction
+    recall over the unsteered run with an exact McNemar p below ``settled_p``. ``settled_p: null``: the whole
+    grid at once."""
 
     split: Literal["train", "test"] = "train"
     max_examples: int | None = Field(None, ge=1)  # a seeded sample of the split, for time
@@ -142,6 +147,7 @@ class SweepParameters(Parameters):
     directions: list[Direction] = Field(["mean_difference"], min_length=1)
     direction_layer: int | None = Field(None, ge=0)
     min_well_formed: float = Field(0.9, ge=0, le=1)  # the choice keeps settings this well-formed, relative to unsteered
+    settled_p: float | None = Field(0.05, gt=0, lt=1)  # the first group settles the question below this p (null: full grid)
 
     @model_validator(mode="after")
     def _probe_needs_relative(self) -> Self:
@@ -165,6 +171,15 @@ class SweepParameters(Parameters):
             for band in self.bands
             for sign in (-1, 1)
         ]
+
+    def first_ladders(self) -> list[list[SteeringSetting]]:
+        """The ladders that always run: the first direction's first band, both signs (every ladder without ``settled_p``)."""
+        ladders = self.ladders()
+        return ladders if self.settled_p is None else ladders[:2]
+
+    def rest_ladders(self) -> list[list[SteeringSetting]]:
+        """The ladders that run only where the first group leaves the question open."""
+        return [] if self.settled_p is None else self.ladders()[2:]
 
     def settings(self) -> list[SteeringSetting]:
         """Every setting a full sweep would run, in the order that breaks the choice rule's ties."""

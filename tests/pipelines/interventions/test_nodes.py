@@ -164,16 +164,26 @@ def test_a_sampled_sweep_reuses_the_unsteered_responses_of_its_rows(vectors_and_
     assert baseline.height == 2 and baseline["response"].to_list() == [f" reply {i}." for i in baseline["index"].to_list()]
 
 
+def _sweep(train, test, params, evidence=EVIDENCE):
+    """Both parts of the sweep as the pipeline runs them: the first group, its judgement, the rest where open."""
+    directions, probes = params.pop("vectors")
+    first = nodes.run_steering_sweep(train, test, train.head(0), test.head(0), directions, probes, model_params(2), params, ACTIVATIONS, RUNTIME)
+    rest = nodes.run_steering_sweep_rest(_judge(first), train, test, directions, probes, model_params(2), params, RUNTIME, evidence)
+    return first, rest
+
+
 def test_the_sweep_runs_every_setting_on_its_split_and_chooses_by_the_written_rule(vectors_and_probes):
-    directions, probes = vectors_and_probes
     train, test = continuations(), continuations().head(2)
-    table = nodes.run_steering_sweep(train, test, train.head(0), test.head(0), directions, probes, model_params(2), SETTINGS, ACTIVATIONS, RUNTIME)
+    first, rest = _sweep(train, test, {**SETTINGS, "vectors": vectors_and_probes})
     settings = InterventionParameters.parse(SETTINGS, "interventions").sweep.settings()
-    assert table.height == 4 * (1 + len(settings)) and len(settings) == 2 * 2 * 2  # directions x bands x signed alphas
-    sweep, choice = nodes.summarize_steering_sweep(_judge(table), SETTINGS, EVIDENCE)
-    assert sweep.height == 1 + len(settings) and choice["split"] == "train" and choice["examples"] == 4
+    assert len(settings) == 2 * 2 * 2  # directions x bands x signed alphas
+    # four examples cannot reach p < 0.05: the first band and direction leave the question open, the other six settings run
+    assert first.height == 4 * (1 + 2) and rest.height == 4 * 6
+    sweep, choice = nodes.summarize_steering_sweep(_judge(first), _judge(rest), SETTINGS, EVIDENCE)
+    assert sweep.height == 1 + len(settings) and choice["split"] == "train" and choice["examples"] == 4 and choice["not_searched"] == []
 
     # The rule on hand-made verdicts: the most recall among negative settings that stay well-formed.
+    table = pl.concat([first, rest], how="diagonal_relaxed")
     judged = _judge(table).with_columns(pl.lit(False).alias("retracted"), pl.lit(True).alias("well_formed"))
     best, broken = settings[2].name, settings[0].name  # "mean_difference 1-2 -0.5" and "mean_difference 0-1 -0.5"
     assert settings[2].alpha < 0 and settings[0].alpha < 0
@@ -182,8 +192,31 @@ def test_the_sweep_runs_every_setting_on_its_split_and_chooses_by_the_written_ru
         pl.when(pl.col("configuration").is_in([best, broken]) & wrong).then(True).otherwise(pl.col("retracted")).alias("retracted"),
         pl.when(pl.col("configuration") == broken).then(False).otherwise(pl.col("well_formed")).alias("well_formed"),
     )
-    _, choice = nodes.summarize_steering_sweep(judged, SETTINGS, EVIDENCE)
+    _, choice = nodes.summarize_steering_sweep(judged, judged.head(0), {**SETTINGS, "sweep": {**SETTINGS["sweep"], "settled_p": None}}, EVIDENCE)
     assert SteeringSetting.parse(choice["setting"], "choice").name == best  # broken text does not count
+
+
+@pytest.mark.parametrize("settled_p, settles", [(0.6, True), (0.4, False)])
+def test_the_other_bands_and_directions_run_only_where_the_first_leaves_the_question_open(vectors_and_probes, settled_p, settles):
+    """The first band's negative setting retracts both wrong answers where unsteered retracts none: exact McNemar
+    p = 0.5 (2 discordant pairs). Under a threshold above it the question is settled and nothing else runs."""
+    directions, probes = vectors_and_probes
+    params = {**SETTINGS, "sweep": {**SETTINGS["sweep"], "settled_p": settled_p}}
+    train = continuations()
+    first = nodes.run_steering_sweep(train, train, train.head(0), train.head(0), directions, probes, model_params(2), params, ACTIVATIONS, RUNTIME)
+    assert set(first["configuration"]) == {nodes.SWEEP_BASELINE, "mean_difference 0-1 -0.5 relative", "mean_difference 0-1 +0.5 relative"}
+    negative = pl.col("configuration") == "mean_difference 0-1 -0.5 relative"
+    judged = _judge(first).with_columns(
+        (negative & ~pl.col("result")).alias("retracted"), pl.lit(True).alias("well_formed"),
+        pl.lit(" No, that is wrong.").alias("response"),  # well-formed text: the ladder bound holds
+    )
+    rest = nodes.run_steering_sweep_rest(judged, train, train, directions, probes, model_params(2), params, RUNTIME, EVIDENCE)
+    assert rest.is_empty() == settles
+    if not settles:
+        assert len(set(rest["configuration"])) == 6
+    sweep, choice = nodes.summarize_steering_sweep(judged, _judge(rest), params, EVIDENCE)
+    assert SteeringSetting.parse(choice["setting"], "choice").name == "mean_difference 0-1 -0.5 relative" or not settles
+    assert len(choice["not_searched"]) == (6 if settles else 0) and sweep.height == (3 if settles else 9)
 
 
 LADDER = {**SETTINGS, "sweep": {**SETTINGS["sweep"], "alphas": [0.5, 1.0, 2.0], "bands": [BAND], "directions": ["mean_difference"]}}
@@ -226,7 +259,7 @@ def test_the_choice_needs_every_smaller_alpha_of_the_ladder_well_formed(vectors_
         pl.when(pl.col("configuration") == low).then(False).otherwise(pl.col("well_formed")).alias("well_formed"),
     )
     judged = judged.filter(pl.col("configuration") != "mean_difference 0-1 -2 relative")  # as if the ladder stopped there
-    sweep, choice = nodes.summarize_steering_sweep(judged, LADDER, EVIDENCE)
+    sweep, choice = nodes.summarize_steering_sweep(judged, judged.head(0), LADDER, EVIDENCE)
     assert choice["setting"] is None  # -0.5 broke the text; -1 above it cannot be chosen, however much it retracts
     assert choice["not_run"] == ["mean_difference 0-1 -2 relative"]
     assert sweep["configuration"].to_list()[0] == nodes.SWEEP_BASELINE and sweep.height == 1 + 5

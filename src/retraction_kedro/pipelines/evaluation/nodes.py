@@ -27,7 +27,9 @@ def judge_continuations(
     evaluation: dict[str, Any],
     runtime: dict[str, Any],
 ) -> pl.DataFrame:
-    """Add ``retracted`` (and the judge's raw output) and ``well_formed`` to every continuation."""
+    """Add ``retracted`` (and the judge's raw output) and ``well_formed`` to every continuation (none: nothing to judge)."""
+    if responses.is_empty():
+        return responses
     rows = responses.to_dicts()
     for row in rows:
         row["well_formed"] = well_formed(row["response"])

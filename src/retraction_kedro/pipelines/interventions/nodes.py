@@ -72,6 +72,35 @@ def run_interventions(
     return run_configurations(runs, settings, vectors, choice, _reusable(unsteered_responses, continuations, settings, activations))
 
 
+def _sweep_rows(continuations: pl.DataFrame, sweep) -> tuple[list[dict[str, Any]], list[int]]:
+    """The split's continuations the sweep runs on: all, or a seeded sample of ``sweep.max_examples``."""
+    rows = continuations.to_dicts()
+    chosen = list(range(len(rows)))
+    if sweep.max_examples is not None and len(rows) > sweep.max_examples:
+        chosen = sorted(random.Random(sweep.seed).sample(range(len(rows)), sweep.max_examples))
+    return [rows[i] for i in chosen], chosen
+
+
+def _climb(runs: ContinuationRuns, vectors: SteeringVectors, ladders: list[list[SteeringSetting]], alphas: list[float], bound: float) -> list[dict[str, Any]]:
+    """Up every ladder one alpha at a time, each round's rungs in one generation call; a ladder stops after the
+    rung whose well-formed share falls below ``bound``."""
+    table: list[dict[str, Any]] = []
+    climbing = list(ladders)
+    for rung, alpha in enumerate(alphas):
+        if not climbing:
+            break
+        steered = [(s.name, *vectors.steering(s, runs.num_layers)) for s in (ladder[rung] for ladder in climbing)]
+        results = runs.run_steered([(name, steering, {"relative_size": size}) for name, steering, size in steered], f"sweep |alpha| {alpha:g}")
+        for ladder in list(climbing):
+            part = results[ladder[rung].name]
+            table += part
+            if _well_formed_share(part) < bound and rung + 1 < len(alphas):
+                logger.info("Sweep: %s keeps %.2f well-formed, under the bound %.2f: the alphas above it are not run",
+                            ladder[rung].name, _well_formed_share(part), bound)  # fmt: skip
+                climbing.remove(ladder)
+    return table
+
+
 def run_steering_sweep(
     continuation_train: pl.DataFrame,
     continuation_test: pl.DataFrame,
@@ -85,17 +114,14 @@ def run_steering_sweep(
     runtime: dict[str, Any],
 ) -> pl.DataFrame:
     """The sweep's continuations (``sweep.split``, at most ``sweep.max_examples`` of them), unsteered
-    (``sweep_none``) and up each ladder (band x direction x sign) one alpha at a time: every ladder's next
-    setting runs in one generation call, and a ladder stops after the setting whose well-formed share falls
-    below the choice rule's bound (``SweepParameters``)."""
+    (``sweep_none``) and up the first group's ladders (the first direction's first band, both signs; every
+    ladder without ``sweep.settled_p``) one alpha at a time: every ladder's next setting runs in one generation
+    call, and a ladder stops after the setting whose well-formed share falls below the choice rule's bound
+    (``SweepParameters``). ``run_steering_sweep_rest`` runs the other ladders where this leaves the question open."""
     settings = InterventionParameters.parse(interventions, "interventions")
     sweep = settings.sweep
     continuations, unsteered_responses = (continuation_train, unsteered_train) if sweep.split == "train" else (continuation_test, unsteered_test)
-    rows = continuations.to_dicts()
-    chosen = list(range(len(rows)))
-    if sweep.max_examples is not None and len(rows) > sweep.max_examples:
-        chosen = sorted(random.Random(sweep.seed).sample(range(len(rows)), sweep.max_examples))
-        rows = [rows[i] for i in chosen]
+    rows, chosen = _sweep_rows(continuations, sweep)
     runs = ContinuationRuns(rows, ModelParameters.parse(model_spec, "model"), settings.max_new_tokens, RuntimeParameters.parse(runtime, "runtime"))
     vectors = SteeringVectors.from_artifacts(directions, probes)
     reusable = _reusable(unsteered_responses, continuations, settings, activations)
@@ -104,20 +130,41 @@ def run_steering_sweep(
     else:
         table = runs.run(SWEEP_BASELINE, "", [], relative_size=0.0)
     bound = sweep.min_well_formed * _well_formed_share(table)
-    climbing = sweep.ladders()
-    for rung, alpha in enumerate(sweep.alphas):
-        steered = [(s.name, *vectors.steering(s, runs.num_layers)) for s in (ladder[rung] for ladder in climbing)]
-        results = runs.run_steered([(name, steering, {"relative_size": size}) for name, steering, size in steered], f"sweep |alpha| {alpha:g}")
-        for ladder in list(climbing):
-            part = results[ladder[rung].name]
-            table += part
-            if _well_formed_share(part) < bound and rung + 1 < len(sweep.alphas):
-                logger.info("Sweep: %s keeps %.2f well-formed, under the bound %.2f: the alphas above it are not run",
-                            ladder[rung].name, _well_formed_share(part), bound)  # fmt: skip
-                climbing.remove(ladder)
-        if not climbing:
-            break
+    table += _climb(runs, vectors, sweep.first_ladders(), sweep.alphas, bound)
     return pl.DataFrame(table, infer_schema_length=None)
+
+
+def run_steering_sweep_rest(
+    judged_first: pl.DataFrame,
+    continuation_train: pl.DataFrame,
+    continuation_test: pl.DataFrame,
+    directions: dict[str, torch.Tensor],
+    probes: dict[str, torch.Tensor],
+    model_spec: dict[str, Any],
+    interventions: dict[str, Any],
+    runtime: dict[str, Any],
+    evidence: dict[str, Any],
+) -> pl.DataFrame:
+    """The sweep's other ladders (every band and direction after the first), only where the first group's
+    judged continuations leave the question open (``SweepParameters.settled_p``); empty where they settle it."""
+    settings = InterventionParameters.parse(interventions, "interventions")
+    sweep = settings.sweep
+    ladders = sweep.rest_ladders()
+    if not ladders:
+        return pl.DataFrame()
+    settled = _first_group_settles(judged_first, settings, EvidenceParameters.parse(evidence, "evidence"))
+    if settled is not None:
+        logger.info("Sweep: %s raises retraction recall (McNemar p %.3g < %g): the question is settled, the other %d settings are not run",
+                    settled["configuration"], settled["change"]["retraction_recall"]["p_value"], sweep.settled_p, sum(map(len, ladders)))  # fmt: skip
+        return pl.DataFrame()
+    rows, _ = _sweep_rows(continuation_train if sweep.split == "train" else continuation_test, sweep)
+    baseline = _configuration(judged_first, SWEEP_BASELINE)
+    if baseline["name"].to_list() != [row["name"] for row in rows]:
+        raise ValueError("the sweep's first part ran on other continuations than its split gives now: rerun run_steering_sweep")
+    logger.info("Sweep: the first band and direction leave the question open: the other %d settings run", sum(map(len, ladders)))
+    runs = ContinuationRuns(rows, ModelParameters.parse(model_spec, "model"), settings.max_new_tokens, RuntimeParameters.parse(runtime, "runtime"))
+    bound = sweep.min_well_formed * _well_formed_share(baseline.to_dicts())
+    return pl.DataFrame(_climb(runs, SteeringVectors.from_artifacts(directions, probes), ladders, sweep.alphas, bound), infer_schema_length=None)
 
 
 def _well_formed_share(rows: list[dict[str, Any]]) -> float:
@@ -155,16 +202,9 @@ def summarize_interventions(judged: pl.DataFrame, interventions: dict[str, Any],
     return report, mlflow_metrics(numeric)
 
 
-def summarize_steering_sweep(
-    judged: pl.DataFrame, interventions: dict[str, Any], evidence: dict[str, Any]
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """One row per sweep setting that ran (the unsteered run first), and the setting chosen by the rule written
-    in ``parameters_interventions.yml``: among negative settings whose well-formed share, and that of every
-    smaller alpha of their ladder, is at least ``sweep.min_well_formed`` times the unsteered run's, the highest
-    retraction recall; ties go to the smaller |alpha|, then the earlier band and direction. No eligible
-    setting: no choice (null). Settings a ladder stopped before are listed as not run."""
-    settings = InterventionParameters.parse(interventions, "interventions")
-    options = EvidenceParameters.parse(evidence, "evidence")
+def _sweep_table(judged: pl.DataFrame, settings: InterventionParameters, options: EvidenceParameters) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[str]]:
+    """Per setting that ran (the unsteered run first): its retraction against unsteered; the row the choice rule
+    picks (or None); the settings of the grid that did not run."""
     baseline = _configuration(judged, SWEEP_BASELINE)
     unsteered = {"configuration": SWEEP_BASELINE, "band": "none", "alpha": 0.0, "direction": "none", "scale": settings.sweep.scale,
                  "relative_size": 0.0, **judged_metrics(baseline)}  # fmt: skip
@@ -185,16 +225,49 @@ def summarize_steering_sweep(
             kept = kept and row["well_formed"]["value"] >= floor
             recall = row["retraction_recall"]["value"]
             if setting.alpha < 0 and recall is not None and kept:
-                candidates.append((-recall, abs(setting.alpha), order[setting.name], setting))
-    chosen = min(candidates, key=lambda c: c[:3])[3] if candidates else None
-    choice = {
-        "setting": chosen.model_dump() if chosen else None,
-        "rule": f"max retraction recall among negative settings whose well-formed share, and that of every smaller alpha of "
-                f"their ladder, is >= {settings.sweep.min_well_formed} x unsteered; ties: smaller |alpha|, earlier band, earlier direction",
-        "split": settings.sweep.split,
-        "examples": baseline.height,
-        "not_run": not_run,
-    }  # fmt: skip
-    logger.info("Steering sweep choice: %s (%d settings run, %d above a broken rung not run)", choice["setting"], len(rows) - 1, len(not_run))
+                candidates.append((-recall, abs(setting.alpha), order[setting.name], row, setting))
+    chosen = min(candidates, key=lambda c: c[:3]) if candidates else None
     rows = [rows[0], *sorted(rows[1:], key=lambda row: order[row["configuration"]])]
+    return rows, ({**chosen[3], "setting": chosen[4]} if chosen else None), not_run
+
+
+def _first_group_settles(judged_first: pl.DataFrame, settings: InterventionParameters, options: EvidenceParameters) -> dict[str, Any] | None:
+    """The first group's choice where it raises retraction recall over unsteered with McNemar p < ``settled_p``, else None."""
+    first = {setting.name for ladder in settings.sweep.first_ladders() for setting in ladder}
+    _, chosen, _ = _sweep_table(judged_first.filter(pl.col("configuration").is_in([SWEEP_BASELINE, *first])), settings, options)
+    if chosen is None:
+        return None
+    change = chosen["change"]["retraction_recall"]
+    settled = change["value"] is not None and change["value"] > 0 and change["p_value"] is not None and change["p_value"] < settings.sweep.settled_p
+    return chosen if settled else None
+
+
+def summarize_steering_sweep(
+    judged_first: pl.DataFrame, judged_rest: pl.DataFrame, interventions: dict[str, Any], evidence: dict[str, Any]
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """One row per sweep setting that ran (the unsteered run first), and the setting chosen by the rule written
+    in ``parameters_interventions.yml``: among negative settings whose well-formed share, and that of every
+    smaller alpha of their ladder, is at least ``sweep.min_well_formed`` times the unsteered run's, the highest
+    retraction recall; ties go to the smaller |alpha|, then the earlier band and direction. No eligible
+    setting: no choice (null). Settings a ladder stopped before are listed as not run; those the first group
+    made unnecessary (``sweep.settled_p``) as not searched."""
+    settings = InterventionParameters.parse(interventions, "interventions")
+    options = EvidenceParameters.parse(evidence, "evidence")
+    judged = pl.concat([judged_first, judged_rest], how="diagonal_relaxed") if judged_rest.height else judged_first
+    rows, chosen, missing = _sweep_table(judged, settings, options)
+    rest = {setting.name for ladder in settings.sweep.rest_ladders() for setting in ladder}
+    searched = judged_rest.height > 0 or not rest
+    choice = {
+        "setting": chosen["setting"].model_dump() if chosen else None,
+        "rule": f"max retraction recall among negative settings whose well-formed share, and that of every smaller alpha of "
+                f"their ladder, is >= {settings.sweep.min_well_formed} x unsteered; ties: smaller |alpha|, earlier band, earlier direction"
+                + ("" if settings.sweep.settled_p is None else f"; the other bands and directions only where the first band of the first "
+                   f"direction's choice does not raise recall with McNemar p < {settings.sweep.settled_p}"),
+        "split": settings.sweep.split,
+        "examples": _configuration(judged, SWEEP_BASELINE).height,
+        "not_run": [name for name in missing if searched or name not in rest],
+        "not_searched": [] if searched else [name for name in missing if name in rest],
+    }  # fmt: skip
+    logger.info("Steering sweep choice: %s (%d settings run, %d above a broken rung not run, %d not searched)",
+                choice["setting"], len(rows) - 1, len(choice["not_run"]), len(choice["not_searched"]))  # fmt: skip
     return pl.DataFrame(rows), choice

@@ -11,7 +11,14 @@ from retraction_kedro.pipelines.evaluation.nodes import judge_continuations
 from retraction_kedro.pipelines.figures import intervention_figure, steering_sweep_figure
 from retraction_kedro.pipelines.namespaces import in_namespace
 
-from .nodes import run_interventions, run_steering_sweep, steering_directions, summarize_interventions, summarize_steering_sweep
+from .nodes import (
+    run_interventions,
+    run_steering_sweep,
+    run_steering_sweep_rest,
+    steering_directions,
+    summarize_interventions,
+    summarize_steering_sweep,
+)
 
 SETTINGS = ["model_spec", "params:interventions", "params:activations", "params:runtime"]
 
@@ -27,8 +34,12 @@ def testbed_template() -> Pipeline:
             Node(run_steering_sweep, ["continuation_train", "continuation_test", "continuation_responses_train", "continuation_responses_test",
                                       *vectors, *SETTINGS], "sweep_continuations", name="run_steering_sweep"),  # fmt: skip
             Node(judge_continuations, ["sweep_continuations", *JUDGE_INPUTS], "judged_sweep_continuations", name="judge_sweep_continuations"),
-            Node(summarize_steering_sweep, ["judged_sweep_continuations", "params:interventions", "params:evidence"], ["steering_sweep", "steering_choice"],
-                 name="summarize_steering_sweep"),  # fmt: skip
+            Node(run_steering_sweep_rest, ["judged_sweep_continuations", "continuation_train", "continuation_test", *vectors, "model_spec",
+                                           "params:interventions", "params:runtime", "params:evidence"], "sweep_continuations_rest",
+                 name="run_steering_sweep_rest"),  # fmt: skip
+            Node(judge_continuations, ["sweep_continuations_rest", *JUDGE_INPUTS], "judged_sweep_continuations_rest", name="judge_sweep_continuations_rest"),
+            Node(summarize_steering_sweep, ["judged_sweep_continuations", "judged_sweep_continuations_rest", "params:interventions", "params:evidence"],
+                 ["steering_sweep", "steering_choice"], name="summarize_steering_sweep"),  # fmt: skip
             Node(steering_sweep_figure, "steering_sweep", "steering_sweep_plot", name="plot_steering_sweep"),
             Node(run_interventions, ["continuation_test", *vectors, "steering_choice", "continuation_responses_test", *SETTINGS],
                  "intervention_continuations", name="run_interventions"),  # fmt: skip
